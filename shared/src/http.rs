@@ -1,0 +1,198 @@
+//! The one HTTP response builder: every answer of every route goes through [`Reply`], which puts
+//! the security headers on it and makes its caching deliberate.
+
+use lambda_http::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName, HeaderValue, REFERRER_POLICY,
+    RETRY_AFTER, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+};
+use lambda_http::http::{HeaderMap, StatusCode};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// How a response may be cached. Every response chooses one; nothing is cacheable by accident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePolicy {
+    /// `no-store`: tokens, errors, anything per-caller.
+    NoStore,
+    /// `public, max-age=N`: public documents such as the JWKS.
+    Public {
+        /// Seconds a cache may keep the response.
+        max_age_secs: u32,
+    },
+}
+
+impl CachePolicy {
+    fn header_value(self) -> HeaderValue {
+        match self {
+            Self::NoStore => HeaderValue::from_static("no-store"),
+            Self::Public { max_age_secs } => {
+                HeaderValue::from_str(&format!("public, max-age={max_age_secs}"))
+                    .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
+            }
+        }
+    }
+}
+
+/// Puts the headers every answer carries: no MIME sniffing, no framing or active content, HTTPS
+/// only, no referrer, and the given cache policy.
+pub fn apply_security_headers(headers: &mut HeaderMap, cache: CachePolicy) {
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(
+        STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+    );
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(CACHE_CONTROL, cache.header_value());
+}
+
+/// A response under construction.
+#[derive(Debug)]
+pub struct Reply {
+    status: StatusCode,
+    body: Body,
+    json: bool,
+    cache: CachePolicy,
+    headers: HeaderMap,
+}
+
+impl Reply {
+    /// A JSON answer. Serialization of our own response types cannot fail; if it ever did, the
+    /// answer becomes a plain 500.
+    pub fn json<T: Serialize + ?Sized>(status: u16, body: &T) -> Self {
+        match (serde_json::to_string(body), StatusCode::from_u16(status)) {
+            (Ok(text), Ok(status)) => Self {
+                status,
+                body: Body::Text(text),
+                json: true,
+                cache: CachePolicy::NoStore,
+                headers: HeaderMap::new(),
+            },
+            _ => Self::error(&ApiError::internal()),
+        }
+    }
+
+    /// The answer for an error: its status, its JSON body, `no-store`, and `Retry-After` if set.
+    pub fn error(error: &ApiError) -> Self {
+        let mut reply = Self {
+            status: StatusCode::from_u16(error.status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body: Body::Text(error.body().to_string()),
+            json: true,
+            cache: CachePolicy::NoStore,
+            headers: HeaderMap::new(),
+        };
+        if let Some(secs) = error.retry_after_secs() {
+            reply = reply.header(RETRY_AFTER, &secs.to_string());
+        }
+        reply
+    }
+
+    /// An answer without a body (e.g. 304 Not Modified).
+    pub fn empty(status: u16) -> Self {
+        Self {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT),
+            body: Body::Empty,
+            json: false,
+            cache: CachePolicy::NoStore,
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Sets the cache policy (default `no-store`).
+    pub fn cache(mut self, cache: CachePolicy) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Adds a header; a value that is not a valid header value is dropped.
+    pub fn header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.insert(name, v);
+        }
+        self
+    }
+
+    /// The finished response.
+    pub fn build(self) -> Response<Body> {
+        let mut response = Response::new(self.body);
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        if self.json {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        apply_security_headers(headers, self.cache);
+        response
+    }
+}
+
+impl From<ApiError> for Response<Body> {
+    fn from(e: ApiError) -> Self {
+        Reply::error(&e).build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorType;
+
+    fn header<'a>(r: &'a Response<Body>, name: &str) -> &'a str {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    #[test]
+    fn every_answer_carries_the_security_headers() {
+        for r in [
+            Reply::json(200, &serde_json::json!({"ok": true})).build(),
+            Reply::error(&ApiError::new(ErrorType::Forbidden, "no")).build(),
+            Reply::empty(304).build(),
+        ] {
+            assert_eq!(header(&r, "x-content-type-options"), "nosniff");
+            assert_eq!(
+                header(&r, "content-security-policy"),
+                "default-src 'none'; frame-ancestors 'none'"
+            );
+            assert!(header(&r, "strict-transport-security").starts_with("max-age="));
+            assert_eq!(header(&r, "referrer-policy"), "no-referrer");
+            assert!(!header(&r, "cache-control").is_empty());
+        }
+    }
+
+    #[test]
+    fn answers_are_not_cacheable_unless_they_say_so() {
+        let r = Reply::json(200, &serde_json::json!({})).build();
+        assert_eq!(header(&r, "cache-control"), "no-store");
+        let r = Reply::json(200, &serde_json::json!({}))
+            .cache(CachePolicy::Public { max_age_secs: 300 })
+            .build();
+        assert_eq!(header(&r, "cache-control"), "public, max-age=300");
+    }
+
+    #[test]
+    fn an_error_answer_has_its_status_type_and_retry_after() {
+        let r = Reply::error(
+            &ApiError::new(ErrorType::RequestInProgress, "retry shortly").with_retry_after(2),
+        )
+        .build();
+        assert_eq!(r.status().as_u16(), 409);
+        assert_eq!(header(&r, "retry-after"), "2");
+        assert_eq!(header(&r, "content-type"), "application/json");
+        let Body::Text(text) = r.body() else {
+            panic!("expected a text body")
+        };
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["errorType"], "request_in_progress");
+    }
+}

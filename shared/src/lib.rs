@@ -1,0 +1,21 @@
+//! The common library of the partner bundle: domain types, ports and their adapters, crypto,
+//! authentication, telemetry and the error model shared by every Lambda function.
+//!
+//! Cargo features keep each function's binary to what it uses: `http` (API Gateway responses),
+//! `dynamodb` and `secretsmanager` (production adapters, each pulling only its AWS client) and
+//! `embedded` (the SQLite store and file secrets of local mode).
+#![forbid(unsafe_code)]
+
+#[cfg(any(feature = "dynamodb", feature = "secretsmanager"))]
+pub mod aws;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod ecies;
+pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod redact;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,295 @@
+//! JSON log lines with the keys AWS Lambda Powertools uses, so the partner's existing log queries
+//! and dashboards work unchanged: `level`, `message`, `timestamp`, `service`, `cold_start`,
+//! `function_name`, `function_request_id`, `xray_trace_id`, then the event's own fields.
+//!
+//! Written as a small `tracing` layer because `tracing-subscriber`'s JSON formatter nests span
+//! fields and cannot add fixed keys such as `service`; everything else (filtering, dispatch) is
+//! `tracing-subscriber`. The request id and trace id come from the span `lambda_runtime` opens
+//! around each invocation (`requestId`, `xrayTraceId`), or from any span with the Powertools names.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::clock::{Clock, SystemClock};
+
+/// The span `lambda_runtime` opens around every invocation.
+const RUNTIME_SPAN: &str = "Lambda runtime invoke";
+
+/// Fields collected from a span, kept in its extensions.
+#[derive(Default)]
+struct SpanFields(Map<String, Value>);
+
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl JsonVisitor<'_> {
+    fn put(&mut self, field: &Field, value: Value) {
+        let name = match field.name() {
+            "requestId" => "function_request_id",
+            "xrayTraceId" => "xray_trace_id",
+            other => other,
+        };
+        self.0.insert(name.to_owned(), value);
+    }
+}
+
+impl Visit for JsonVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, Value::String(value.to_owned()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, Value::Bool(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, Value::String(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.put(field, Value::String(format!("{value:?}")));
+    }
+}
+
+/// The layer that writes one Powertools-shaped JSON line per event.
+pub struct PowertoolsLayer<W> {
+    service: String,
+    function_name: Option<String>,
+    writer: W,
+    cold_start_pending: AtomicBool,
+}
+
+impl<W> PowertoolsLayer<W> {
+    /// A layer for `service`, naming the function from `AWS_LAMBDA_FUNCTION_NAME` when set.
+    pub fn new(service: impl Into<String>, writer: W) -> Self {
+        Self {
+            service: service.into(),
+            function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
+            writer,
+            cold_start_pending: AtomicBool::new(true),
+        }
+    }
+}
+
+impl<S, W> Layer<S> for PowertoolsLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = SpanFields::default();
+        attrs.record(&mut JsonVisitor(&mut fields.0));
+        if attrs.metadata().name() == RUNTIME_SPAN || fields.0.contains_key("function_request_id") {
+            // The first invocation of this process is the cold start.
+            let cold = self.cold_start_pending.swap(false, Ordering::SeqCst);
+            fields.0.insert("cold_start".into(), Value::Bool(cold));
+        }
+        span.extensions_mut().insert(fields);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(fields) = ext.get_mut::<SpanFields>() {
+            values.record(&mut JsonVisitor(&mut fields.0));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut line = Map::new();
+        line.insert(
+            "level".into(),
+            Value::String(event.metadata().level().to_string()),
+        );
+        line.insert("message".into(), Value::String(String::new()));
+        line.insert(
+            "timestamp".into(),
+            Value::String(SystemClock.now().to_rfc3339()),
+        );
+        line.insert("service".into(), Value::String(self.service.clone()));
+        if let Some(name) = &self.function_name {
+            line.insert("function_name".into(), Value::String(name.clone()));
+        }
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(fields) = span.extensions().get::<SpanFields>() {
+                    for (k, v) in &fields.0 {
+                        line.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        event.record(&mut JsonVisitor(&mut line));
+        line.insert(
+            "logger".into(),
+            Value::String(event.metadata().target().to_owned()),
+        );
+        let mut text = Value::Object(line).to_string();
+        text.push('\n');
+        let _ = self.writer.make_writer().write_all(text.as_bytes());
+    }
+}
+
+/// The level filter: `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging control) wins, then
+/// `RUST_LOG` (full directive syntax), then `info`. The AWS SDK's own chatter is kept at `warn`
+/// unless `RUST_LOG` asks for it explicitly.
+pub fn filter_from_env() -> EnvFilter {
+    let quiet = ",aws_smithy_runtime=warn,aws_config=warn,hyper=warn,rustls=warn,h2=warn";
+    if let Ok(level) = std::env::var("AWS_LAMBDA_LOG_LEVEL") {
+        let level = match level.to_ascii_lowercase().as_str() {
+            "trace" => "trace",
+            "debug" => "debug",
+            "warn" | "warning" => "warn",
+            "error" | "fatal" => "error",
+            _ => "info",
+        };
+        return EnvFilter::new(format!("{level}{quiet}"));
+    }
+    match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::new(directives),
+        _ => EnvFilter::new(format!("info{quiet}")),
+    }
+}
+
+/// Installs the JSON logger for `service` on standard output as the process's global subscriber.
+/// Calling it twice is harmless (the second call does nothing).
+pub fn init(service: &str) {
+    let subscriber = tracing_subscriber::registry()
+        .with(filter_from_env())
+        .with(PowertoolsLayer::new(service, std::io::stdout));
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Captured log output, for tests that prove what is (and is not) logged.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// A capture and a subscriber writing into it at `debug` level. Use it with
+    /// `tracing::subscriber::set_default` or `WithSubscriber::with_subscriber`.
+    pub fn new(service: &str) -> (Self, tracing::Dispatch) {
+        let capture = Self::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(EnvFilter::new("debug"))
+            .with(PowertoolsLayer::new(service, capture.clone()));
+        (capture, tracing::Dispatch::new(subscriber))
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Every line parsed as JSON (a line that is not JSON becomes a string value).
+    pub fn lines(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| Value::String(l.to_owned())))
+            .collect()
+    }
+}
+
+/// The writer handed out by [`LogCapture`].
+pub struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogCapture {
+    type Writer = CaptureWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        CaptureWriter(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_line_has_the_powertools_keys() {
+        let (capture, dispatch) = LogCapture::new("token-mint");
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!(
+                "Lambda runtime invoke",
+                requestId = "req-1",
+                xrayTraceId = "Root=1-abc"
+            );
+            let _g = span.enter();
+            tracing::info!(kid = "k1", "token minted");
+        });
+        let lines = capture.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let l = &lines[0];
+        assert_eq!(l["level"], "INFO");
+        assert_eq!(l["message"], "token minted");
+        assert_eq!(l["service"], "token-mint");
+        assert_eq!(l["function_request_id"], "req-1");
+        assert_eq!(l["xray_trace_id"], "Root=1-abc");
+        assert_eq!(l["cold_start"], true);
+        assert_eq!(l["kid"], "k1");
+        assert!(
+            l["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z') && t.contains('T'))
+        );
+    }
+
+    #[test]
+    fn only_the_first_invocation_is_a_cold_start() {
+        let (capture, dispatch) = LogCapture::new("jwks");
+        tracing::dispatcher::with_default(&dispatch, || {
+            for id in ["a", "b"] {
+                let span = tracing::info_span!("Lambda runtime invoke", requestId = id);
+                let _g = span.enter();
+                tracing::info!("served");
+            }
+        });
+        let cold: Vec<_> = capture
+            .lines()
+            .iter()
+            .map(|l| l["cold_start"].clone())
+            .collect();
+        assert_eq!(cold, vec![Value::Bool(true), Value::Bool(false)]);
+    }
+
+    #[test]
+    fn redacted_values_stay_redacted_in_log_lines() {
+        let (capture, dispatch) = LogCapture::new("issue");
+        let secret = crate::redact::SecretString::from("sk_live_do_not_log");
+        let email = crate::redact::Pii::new(String::from("carol@example.com"));
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::warn!(secret = ?secret, email = ?email, "auth failure");
+        });
+        let text = capture.text();
+        assert!(text.contains("auth failure"));
+        assert!(!text.contains("sk_live_do_not_log"), "{text}");
+        assert!(!text.contains("carol@example.com"), "{text}");
+    }
+}

@@ -1,0 +1,10 @@
+//! Logs and metrics (DESIGN §10): Powertools-shaped JSON logs and CloudWatch Embedded Metric Format.
+
+pub mod emf;
+pub mod logs;
+
+pub use emf::{MemorySink, MetricSink, Metrics, StdoutSink, Unit};
+pub use logs::{LogCapture, init};
+
+/// The CloudWatch namespace every metric of the bundle is published under, unless configured.
+pub const DEFAULT_NAMESPACE: &str = "PartnerCredentialBundle";

@@ -1,0 +1,53 @@
+# The two commands: `make dev` (run everything locally) and `make test` (every test tier).
+# `make test` installs what it needs itself: a Python venv (.venv) with pinned moto, SAM CLI and
+# cfn-lint from tests/requirements.txt. Nothing else beyond Rust, Python 3 and make is assumed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+CARGO  ?= cargo
+# Extra flags for the devstack, e.g. `make dev ARGS="--port 3100"`.
+ARGS   ?=
+
+.PHONY: help dev test venv fmt lint template-lint unit clean
+
+# Offline, dummy credentials, no telemetry: linting must never reach AWS.
+AWS_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	SAM_CLI_TELEMETRY=0 AWS_EC2_METADATA_DISABLED=true
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+dev: ## Run the devstack: every handler, the platform simulator, embedded storage
+	$(CARGO) run -p devstack -- $(ARGS)
+
+test: venv fmt lint template-lint ## Run every test tier (installs its own tools first)
+	infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --all-targets
+	infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --doc
+
+venv: $(STAMP) ## Create .venv with the pinned Python tools
+
+$(STAMP): tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+fmt: ## Check formatting
+	$(CARGO) fmt --all -- --check
+
+lint: ## Clippy on every target, warnings are errors
+	$(CARGO) clippy --workspace --all-features --all-targets -- -D warnings
+
+template-lint: venv ## sam validate --lint and cfn-lint on template.yaml; any finding fails
+	$(AWS_OFFLINE) $(VENV)/bin/cfn-lint template.yaml
+	$(AWS_OFFLINE) $(VENV)/bin/sam validate --lint --template template.yaml
+
+unit: ## Only the fast tests that need no moto
+	$(CARGO) test --workspace --lib
+
+clean: ## Remove build output, the venv and local data
+	rm -rf target $(VENV) .devstack .aws-sam

@@ -1,0 +1,97 @@
+//! The devstack binary as `make dev` runs it: it starts, prints one JSON ready line, answers
+//! `/healthz`, keeps its data across restarts, and refuses a corrupted data file clearly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Devstack {
+    child: Child,
+    ready: serde_json::Value,
+}
+
+impl Drop for Devstack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data_dir: &std::path::Path) -> Devstack {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devstack"))
+        .args(["--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("DEVSTACK_AWS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = loop {
+        let line = lines
+            .next()
+            .expect("devstack exited before it was ready")
+            .unwrap();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["event"] == "ready"
+        {
+            break v;
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Devstack { child, ready }
+}
+
+#[tokio::test]
+async fn devstack_prints_a_ready_line_and_answers_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = start(dir.path());
+    let api = stack.ready["api"].as_str().unwrap().to_owned();
+    assert!(api.starts_with("http://127.0.0.1:"), "{api}");
+
+    let r = reqwest::get(format!("{api}/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["backend"], "embedded");
+
+    let r = reqwest::get(format!("{api}/no/such/route")).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["errorType"], "not_found");
+}
+
+#[tokio::test]
+async fn devstack_keeps_its_data_directory_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _stack = start(&data);
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    assert!(data.join("records.sqlite3").exists());
+}
+
+#[test]
+fn devstack_refuses_a_corrupted_store_file_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.sqlite3");
+    std::fs::write(&file, b"garbage, not sqlite ".repeat(100)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_devstack"))
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DEVSTACK_AWS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("records.sqlite3"), "{err}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"garbage, not sqlite ".repeat(100),
+        "the corrupted file is left as it was"
+    );
+}

@@ -1,0 +1,238 @@
+//! Configuration of a simulator instance.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use shared::ecies::Curve;
+
+use crate::SimError;
+
+/// An issuance program (`credentialId` on the platform) the simulator knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramConfig {
+    /// The program id clients send as `credentialId`.
+    pub id: String,
+    /// Whether issuance returns a `cakPublicKey`.
+    pub cak: bool,
+    /// The curve of the CAK key (ignored without CAK).
+    pub curve: Curve,
+}
+
+impl ProgramConfig {
+    /// A program without CAK.
+    #[must_use]
+    pub fn without_cak(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            cak: false,
+            curve: Curve::default(),
+        }
+    }
+
+    /// A program with CAK on `curve`.
+    #[must_use]
+    pub fn with_cak(id: impl Into<String>, curve: Curve) -> Self {
+        Self {
+            id: id.into(),
+            cak: true,
+            curve,
+        }
+    }
+
+    /// Parses `ID`, `ID:cak`, `ID:nocak` or `ID:cak:secp256k1` (the command-line form).
+    ///
+    /// # Errors
+    /// A message naming the part that could not be read.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.split(':');
+        let id = parts.next().unwrap_or_default().trim();
+        if id.is_empty() {
+            return Err(format!("program {text:?}: empty id"));
+        }
+        let cak = match parts.next().map(str::trim) {
+            None | Some("nocak") => false,
+            Some("cak") => true,
+            Some(other) => {
+                return Err(format!(
+                    "program {text:?}: expected cak or nocak, got {other:?}"
+                ));
+            }
+        };
+        let curve = match parts.next() {
+            None => Curve::default(),
+            Some(name) => name.parse().map_err(|e| format!("program {text:?}: {e}"))?,
+        };
+        if parts.next().is_some() {
+            return Err(format!("program {text:?}: too many ':' parts"));
+        }
+        Ok(Self {
+            id: id.to_owned(),
+            cak,
+            curve,
+        })
+    }
+}
+
+/// Everything a simulator instance needs. `SimConfig::default()` is a working local setup;
+/// override fields directly or with the `with_*` helpers.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The `partnerId` every Partner JWT must carry.
+    pub partner_id: String,
+    /// The issuer DID used in callbacks when no credential names one.
+    pub issuer_did: String,
+    /// Where our JWKS is published (fetched to verify `x-partner-auth`).
+    pub jwks_url: String,
+    /// Where verifier-authorization callbacks are delivered.
+    pub callback_url: Option<String>,
+    /// Standard Webhooks secrets (`whsec_<base64>`); each signs every callback.
+    pub webhook_secrets: Vec<String>,
+    /// How long a credential stays `WAIT_ONCHAIN` after issuance (simulator clock).
+    pub onchain_delay: Duration,
+    /// The known issuance programs.
+    pub programs: Vec<ProgramConfig>,
+    /// Seed for identifiers, CAK keys and fault sampling: the same seed gives the same run.
+    pub seed: u64,
+    /// Retries after the first failed callback attempt.
+    pub callback_retries: u32,
+    /// Backoff before the first retry; doubles after each failure (capped at 60 s).
+    pub callback_base_delay: Duration,
+    /// Per-attempt timeout of a callback delivery.
+    pub callback_timeout: Duration,
+    /// Minimum interval between two JWKS fetches triggered by an unknown `kid`.
+    pub jwks_refetch_interval: Duration,
+    /// Age after which the cached JWKS is refreshed before use.
+    pub jwks_cache_ttl: Duration,
+    /// Timeout of a JWKS fetch.
+    pub jwks_timeout: Duration,
+    /// Body limit of JSON endpoints (413 above it).
+    pub max_json_body: usize,
+    /// Body limit of ciphertext uploads (413 above it).
+    pub max_ciphertext_body: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            partner_id: "partner-local".to_owned(),
+            issuer_did: "did:air:id:test:partner-local".to_owned(),
+            jwks_url: "http://127.0.0.1:3000/.well-known/jwks.json".to_owned(),
+            callback_url: None,
+            webhook_secrets: Vec::new(),
+            onchain_delay: Duration::from_secs(5),
+            programs: vec![
+                ProgramConfig::without_cak("kyc-basic"),
+                ProgramConfig::with_cak("kyc-document-r1", Curve::Secp256r1),
+                ProgramConfig::with_cak("kyc-document-k1", Curve::Secp256k1),
+            ],
+            seed: 0,
+            callback_retries: 5,
+            callback_base_delay: Duration::from_millis(500),
+            callback_timeout: Duration::from_secs(5),
+            jwks_refetch_interval: Duration::from_secs(10),
+            jwks_cache_ttl: Duration::from_secs(300),
+            jwks_timeout: Duration::from_secs(5),
+            max_json_body: 1024 * 1024,
+            max_ciphertext_body: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Sets the JWKS URL.
+    #[must_use]
+    pub fn with_jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = url.into();
+        self
+    }
+
+    /// Sets the callback URL.
+    #[must_use]
+    pub fn with_callback_url(mut self, url: impl Into<String>) -> Self {
+        self.callback_url = Some(url.into());
+        self
+    }
+
+    /// Sets the partner id.
+    #[must_use]
+    pub fn with_partner_id(mut self, id: impl Into<String>) -> Self {
+        self.partner_id = id.into();
+        self
+    }
+
+    /// Adds a webhook secret (`whsec_…`).
+    #[must_use]
+    pub fn with_webhook_secret(mut self, secret: impl Into<String>) -> Self {
+        self.webhook_secrets.push(secret.into());
+        self
+    }
+
+    /// Sets the `WAIT_ONCHAIN` → `ONCHAIN` delay.
+    #[must_use]
+    pub fn with_onchain_delay(mut self, delay: Duration) -> Self {
+        self.onchain_delay = delay;
+        self
+    }
+
+    /// Replaces the programs.
+    #[must_use]
+    pub fn with_programs(mut self, programs: Vec<ProgramConfig>) -> Self {
+        self.programs = programs;
+        self
+    }
+
+    /// Sets the seed.
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Checks the configuration and decodes the webhook secrets.
+    pub(crate) fn validate(&self) -> Result<Vec<Vec<u8>>, SimError> {
+        let bad = |m: String| Err(SimError::Config(m));
+        if self.partner_id.is_empty() {
+            return bad("partner_id is empty".to_owned());
+        }
+        if reqwest::Url::parse(&self.jwks_url).is_err() {
+            return bad(format!("jwks_url {:?} is not a URL", self.jwks_url));
+        }
+        if let Some(url) = &self.callback_url
+            && reqwest::Url::parse(url).is_err()
+        {
+            return bad(format!("callback_url {url:?} is not a URL"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for program in &self.programs {
+            if program.id.is_empty() || !seen.insert(program.id.as_str()) {
+                return bad(format!("program id {:?} is empty or repeated", program.id));
+            }
+        }
+        if self.max_json_body == 0 || self.max_ciphertext_body == 0 {
+            return bad("body limits must be positive".to_owned());
+        }
+        self.webhook_secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                decode_webhook_secret(s)
+                    .map_err(|e| SimError::Config(format!("webhook secret #{i}: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// Decodes a Standard Webhooks secret: `whsec_` followed by base64 (the prefix is optional).
+///
+/// # Errors
+/// A message (never the secret) when the text is not base64 or is empty.
+pub fn decode_webhook_secret(secret: &str) -> Result<Vec<u8>, String> {
+    let body = secret.strip_prefix("whsec_").unwrap_or(secret);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .map_err(|_| "not valid base64 after whsec_".to_owned())?;
+    if bytes.is_empty() {
+        return Err("empty secret".to_owned());
+    }
+    Ok(bytes)
+}

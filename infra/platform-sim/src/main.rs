@@ -1,0 +1,102 @@
+//! `platform-sim`: the platform simulator as a standalone server.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use platform_sim::{ProgramConfig, SimConfig};
+
+/// A local stand-in for the credential platform (issue-on-behalf, status, CAK, callbacks, faults).
+#[derive(Debug, Parser)]
+#[command(name = "platform-sim", version, about)]
+struct Args {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to bind (0 picks a free one).
+    #[arg(long, default_value_t = 4000)]
+    port: u16,
+    /// Where the partner's JWKS is published.
+    #[arg(long, default_value = "http://127.0.0.1:3000/.well-known/jwks.json")]
+    jwks_url: String,
+    /// Where verifier-authorization callbacks are delivered.
+    #[arg(long)]
+    callback_url: Option<String>,
+    /// The partnerId every Partner JWT must carry.
+    #[arg(long, default_value = "partner-local")]
+    partner_id: String,
+    /// Issuer DID reported in callbacks when no credential names one.
+    #[arg(long)]
+    issuer_did: Option<String>,
+    /// Standard Webhooks secret (`whsec_…`); repeat for several (comma-separated in the env).
+    #[arg(
+        long = "webhook-secret",
+        env = "PLATFORM_SIM_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    webhook_secrets: Vec<String>,
+    /// Seconds a credential stays WAIT_ONCHAIN.
+    #[arg(long, default_value_t = 5)]
+    onchain_delay_secs: u64,
+    /// Seed of identifiers, CAK keys and fault sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Program as ID, ID:cak, ID:nocak or ID:cak:secp256k1; repeat for several (default: three
+    /// samples: kyc-basic, kyc-document-r1, kyc-document-k1).
+    #[arg(long = "program", value_parser = ProgramConfig::parse)]
+    programs: Vec<ProgramConfig>,
+    /// Retries after a failed callback attempt.
+    #[arg(long, default_value_t = 5)]
+    callback_retries: u32,
+    /// Backoff before the first callback retry, in milliseconds (doubles each time).
+    #[arg(long, default_value_t = 500)]
+    callback_base_delay_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut config = SimConfig {
+        partner_id: args.partner_id,
+        jwks_url: args.jwks_url,
+        callback_url: args.callback_url,
+        webhook_secrets: args.webhook_secrets,
+        onchain_delay: Duration::from_secs(args.onchain_delay_secs),
+        seed: args.seed,
+        callback_retries: args.callback_retries,
+        callback_base_delay: Duration::from_millis(args.callback_base_delay_ms),
+        ..SimConfig::default()
+    };
+    if let Some(did) = args.issuer_did {
+        config.issuer_did = did;
+    }
+    if !args.programs.is_empty() {
+        config.programs = args.programs;
+    }
+    let handle = match platform_sim::spawn(config, SocketAddr::new(args.host, args.port)).await {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("platform-sim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{}",
+        serde_json::json!({ "event": "ready", "url": handle.base_url() })
+    );
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("platform-sim: cannot wait for Ctrl-C: {e}");
+    }
+    handle.shutdown().await;
+    println!("{}", serde_json::json!({ "event": "stopped" }));
+    ExitCode::SUCCESS
+}

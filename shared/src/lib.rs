@@ -15,6 +15,7 @@ pub mod ecies;
 pub mod error;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod keys;
 pub mod redact;
 pub mod secrets;
 pub mod store;

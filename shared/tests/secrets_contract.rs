@@ -254,3 +254,20 @@ mod local_files {
         }
     }
 }
+
+mod secrets_manager_faults {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_secrets_manager_is_a_typed_unavailable_error() {
+        let config = aws_sdk_secretsmanager::config::Builder::from(&common::moto().await)
+            .endpoint_url("http://127.0.0.1:9") // discard port: nothing listens
+            .build();
+        let store = SecretsManagerStore::new(aws_sdk_secretsmanager::Client::from_conf(config));
+        let err = store
+            .current(&SecretName::new("anything").unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SecretsError::Unavailable(_)), "{err:?}");
+    }
+}

@@ -100,6 +100,7 @@ impl RecordKey {
     }
 
     /// A key read back from storage.
+    #[cfg(any(feature = "dynamodb", feature = "embedded"))]
     pub(crate) fn from_stored(raw: String) -> Result<Self, InvalidName> {
         check_name("record key", &raw, 1024)?;
         if !raw.contains('#') {
@@ -371,6 +372,7 @@ pub trait DueRecords: Send + Sync {
     ) -> Result<DuePage, StoreError>;
 }
 
+#[cfg_attr(not(any(feature = "dynamodb", feature = "embedded")), allow(dead_code))]
 pub(crate) fn check_batch(writes: &[Write]) -> Result<(), StoreError> {
     if writes.is_empty() {
         return Err(StoreError::InvalidBatch("it is empty"));

@@ -1,0 +1,19 @@
+//! Partner JWT signing keys (DESIGN §3): the key set document, its time-driven key states, the
+//! rotation policy, minting, the JWKS, and the key set's place in the secrets port.
+
+pub mod jwk;
+pub mod jwks;
+pub mod policy;
+pub mod set;
+pub mod signer;
+pub mod source;
+
+pub use jwk::{Kid, PrivateJwk, PublicJwk, thumbprint};
+pub use jwks::{JwksCache, RenderedJwks};
+pub use policy::{Change, RotationPolicy};
+pub use set::{KeyEntry, KeySet, KeyState, KeyTimings};
+pub use signer::{
+    MAX_TOKEN_LIFETIME, MintError, MintedToken, PartnerId, PartnerJwt, PreparedKeys, Scope,
+    TokenLifetime, TokenRequest,
+};
+pub use source::{KeySetSource, KeySetStore, KeySourceError, SecretKeySet};

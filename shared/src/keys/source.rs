@@ -1,0 +1,174 @@
+//! Where the key set comes from and goes to: one secret, through the secrets port.
+//!
+//! [`KeySetSource`] is what the mint and JWKS functions depend on (read-only, cached with a
+//! bounded TTL so a warm invocation makes no Secrets Manager call). [`KeySetStore`] is what the
+//! rotation function and `opsctl` use: read the current document with its version id, write the
+//! next one as a new `AWSCURRENT` version (one atomic secret write).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::jwk::InvalidKey;
+use super::set::{KeySet, KeySetError, KeyTimings};
+use super::signer::PreparedKeys;
+use crate::cache::TtlCache;
+use crate::clock::SharedClock;
+use crate::secrets::{
+    MAX_CACHE_TTL, SecretName, SecretSource, SecretWriter, SecretsError, VersionId,
+};
+
+/// Why the key set could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeySourceError {
+    /// The secret could not be read or written.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// The document is not a valid key set.
+    #[error(transparent)]
+    Document(#[from] KeySetError),
+    /// A key in the document is unusable.
+    #[error(transparent)]
+    Key(#[from] InvalidKey),
+    /// Someone else wrote the key set since it was read; read again and retry.
+    #[error("the key set changed while it was being updated")]
+    Conflict,
+}
+
+/// Reading the key set, ready to sign and publish.
+#[async_trait]
+pub trait KeySetSource: Send + Sync {
+    /// The key set as of at most one cache TTL ago. A key set secret that does not exist yet is
+    /// an empty set (nothing signs, nothing is published) until rotation creates the first key.
+    async fn keys(&self) -> Result<Arc<PreparedKeys>, KeySourceError>;
+
+    /// Forgets the cached key set (after this process wrote a new one).
+    fn invalidate(&self);
+}
+
+/// The key set in a secret, cached in memory.
+pub struct SecretKeySet<S> {
+    secrets: S,
+    name: SecretName,
+    timings: KeyTimings,
+    clock: SharedClock,
+    cache: TtlCache<(), Arc<PreparedKeys>>,
+}
+
+impl<S> std::fmt::Debug for SecretKeySet<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKeySet")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: SecretSource> SecretKeySet<S> {
+    /// The key set in secret `name`, cached for `timings.key_set_cache_ttl` (at most 300 s).
+    pub fn new(secrets: S, name: SecretName, timings: KeyTimings, clock: SharedClock) -> Self {
+        let ttl = timings.key_set_cache_ttl.min(MAX_CACHE_TTL);
+        Self {
+            secrets,
+            name,
+            timings,
+            cache: TtlCache::new(1, ttl, Arc::clone(&clock)),
+            clock,
+        }
+    }
+}
+
+#[async_trait]
+impl<S: SecretSource> KeySetSource for SecretKeySet<S> {
+    async fn keys(&self) -> Result<Arc<PreparedKeys>, KeySourceError> {
+        if let Some(hit) = self.cache.get(&()) {
+            return Ok(hit);
+        }
+        let set = match self.secrets.current(&self.name).await {
+            Ok(v) => KeySet::parse(v.value.expose_secret())?,
+            Err(SecretsError::NotFound(_)) => KeySet::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let prepared = Arc::new(PreparedKeys::new(set, self.timings, self.clock.now())?);
+        self.cache.insert((), Arc::clone(&prepared));
+        Ok(prepared)
+    }
+
+    fn invalidate(&self) {
+        self.cache.remove(&());
+    }
+}
+
+/// A key set read for update: the document and the secret version it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The document (empty if the secret does not exist yet).
+    pub set: KeySet,
+    /// The version it was read at (`None` if the secret does not exist yet).
+    pub version: Option<VersionId>,
+}
+
+/// Reading and writing the key set secret.
+pub struct KeySetStore<W> {
+    secrets: W,
+    name: SecretName,
+}
+
+impl<W: SecretWriter> KeySetStore<W> {
+    /// The key set in secret `name`.
+    pub fn new(secrets: W, name: SecretName) -> Self {
+        Self { secrets, name }
+    }
+
+    /// The secret's name.
+    pub fn name(&self) -> &SecretName {
+        &self.name
+    }
+
+    /// The secrets port (the native rotation steps address versions directly).
+    pub fn secrets(&self) -> &W {
+        &self.secrets
+    }
+
+    /// The current document, uncached.
+    pub async fn load(&self) -> Result<Loaded, KeySourceError> {
+        match self.secrets.current(&self.name).await {
+            Ok(v) => Ok(Loaded {
+                set: KeySet::parse(v.value.expose_secret())?,
+                version: Some(v.id),
+            }),
+            Err(SecretsError::NotFound(_)) => Ok(Loaded {
+                set: KeySet::default(),
+                version: None,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes `next` as the new current version, provided the current version is still the one
+    /// `loaded` came from (checked just before writing; rotation runs with a concurrency of one,
+    /// so this only guards against an operator acting at the same moment).
+    pub async fn save(&self, loaded: &Loaded, next: &KeySet) -> Result<VersionId, KeySourceError> {
+        let value = SecretString::from(next.to_json());
+        match &loaded.version {
+            None => match self.secrets.create(&self.name, &value).await {
+                Ok(id) => Ok(id),
+                Err(SecretsError::AlreadyExists(_)) => Err(KeySourceError::Conflict),
+                Err(e) => Err(e.into()),
+            },
+            Some(expected) => {
+                let now = self.secrets.current(&self.name).await?;
+                if &now.id != expected {
+                    return Err(KeySourceError::Conflict);
+                }
+                let token = VersionId::random();
+                self.secrets.put_current(&self.name, &token, &value).await?;
+                Ok(token)
+            }
+        }
+    }
+}
+
+/// The default time a container keeps the key set before reading it again.
+pub const DEFAULT_KEY_SET_CACHE_TTL: Duration = Duration::from_secs(300);

@@ -1,6 +1,7 @@
 //! Partner JWT signing keys (DESIGN §3): the key set document, its time-driven key states, the
 //! rotation policy, minting, the JWKS, and the key set's place in the secrets port.
 
+pub mod config;
 pub mod jwk;
 pub mod jwks;
 pub mod policy;
@@ -8,6 +9,7 @@ pub mod set;
 pub mod signer;
 pub mod source;
 
+pub use config::{DEFAULT_KEY_SET_SECRET, KeyConfig};
 pub use jwk::{Kid, PrivateJwk, PublicJwk, thumbprint};
 pub use jwks::{JwksCache, RenderedJwks};
 pub use policy::{Change, RotationPolicy};

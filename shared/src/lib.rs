@@ -6,6 +6,7 @@
 //! `embedded` (the SQLite store and file secrets of local mode).
 #![forbid(unsafe_code)]
 
+pub mod auth;
 #[cfg(any(feature = "dynamodb", feature = "secretsmanager"))]
 pub mod aws;
 pub mod cache;

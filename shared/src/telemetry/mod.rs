@@ -2,9 +2,11 @@
 
 pub mod emf;
 pub mod logs;
+pub mod recorder;
 
 pub use emf::{MemorySink, MetricSink, Metrics, StdoutSink, Unit};
 pub use logs::{LogCapture, init};
+pub use recorder::Recorder;
 
 /// The CloudWatch namespace every metric of the bundle is published under, unless configured.
 pub const DEFAULT_NAMESPACE: &str = "PartnerCredentialBundle";

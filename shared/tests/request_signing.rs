@@ -135,7 +135,10 @@ fn now_secs(w: &World) -> String {
     w.clock.now().as_secs().to_string()
 }
 
-async fn refused(w: &World, req: &Req, permission: Permission) -> (ErrorType, u16, &'static str) {
+/// The answer to a refused request: error type, status, logged reason.
+type Refusal = (ErrorType, u16, &'static str);
+
+async fn refused(w: &World, req: &Req, permission: Permission) -> Refusal {
     let failure = w
         .verifier
         .verify(&req.parts(), permission)
@@ -189,7 +192,7 @@ async fn each_bad_request_gets_its_documented_answer() {
     let mut wrong_ip = signed(&w.office_only, &w.office_only.secret, now.clone());
     wrong_ip.ip = Some("198.51.100.7");
 
-    let cases: Vec<(&str, Req, Permission, (ErrorType, u16, &str))> = vec![
+    let cases: Vec<(&str, Req, Permission, Refusal)> = vec![
         (
             "bad signature",
             bad_sig,

@@ -58,8 +58,7 @@ fn timings() -> KeyTimings {
 
 fn policy() -> RotationPolicy {
     let t = timings();
-    let _ = RotationPolicy::new(ROTATION_PERIOD, t.min_lead(), t);
-    RotationPolicy { period: ROTATION_PERIOD, lead: Duration::from_secs(100), timings: t }
+    RotationPolicy::new(ROTATION_PERIOD, t.min_lead(), t).expect("the minimum lead is accepted")
 }
 
 fn at(offset: i64) -> Timestamp {
@@ -418,7 +417,8 @@ impl Sim {
         if set.version != self.secret.version() {
             self.out.stale_jwks_responses += 1;
         }
-        let rendered = self.jwks.rendered.get(set, now, &self.timings);
+        let bad = KeyTimings { max_token_lifetime: Duration::from_secs(100), clock_skew: Duration::ZERO, jwks_max_age: Duration::ZERO, ..self.timings };
+        let rendered = self.jwks.rendered.get(set, now, &bad);
         if let Some(leak) = private_member(&rendered.body, &self.secret.private_ds) {
             self.out
                 .private_leaks

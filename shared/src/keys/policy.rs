@@ -341,6 +341,33 @@ mod tests {
     }
 
     #[test]
+    fn revoking_a_key_that_replaced_an_older_one_never_brings_the_older_one_back() {
+        let p = policy();
+        let t = &p.timings;
+        let (set, _) = plan(&KeySet::default(), at(0), &p).unwrap(); // K1 active
+        let k1 = set.keys[0].kid.clone();
+        let (set, _) = rotate(&set, at(10), &p, false); // K2 pending
+        let (set, Change::Scheduled { kid: k3, .. }) = rotate(&set, at(20), &p, true) else {
+            panic!()
+        }; // K3 active now, K1 retired
+        assert_eq!(set.signer(at(20), t).unwrap().kid, k3);
+        let (set, change) = revoke(&set, &k3, at(30), &p).unwrap();
+        let Change::Revoked {
+            replacement: Some(new),
+            ..
+        } = change
+        else {
+            panic!("a new key must replace the revoked signer: {change:?}")
+        };
+        assert_ne!(new, k1);
+        assert_eq!(set.signer(at(30), t).unwrap().kid, new);
+        assert_eq!(
+            set.state(set.get(&k1).unwrap(), at(30), t),
+            KeyState::Retired
+        );
+    }
+
+    #[test]
     fn revoking_a_pending_key_needs_no_replacement() {
         let p = policy();
         let (set, _) = plan(&KeySet::default(), at(0), &p).unwrap();

@@ -87,10 +87,12 @@ impl KeyTimings {
         self.key_set_cache_ttl + self.jwks_max_age + self.clock_skew
     }
 
-    /// How long a key stays published after it stopped signing: its last token's lifetime, skew,
-    /// and a JWKS max-age for good measure.
+    /// How long a key stays published after it stopped signing: a container holding an older
+    /// copy of the key set may sign with it for one more cache TTL (a key retired at once, by
+    /// `rotate --now` or a revocation of its successor, gives no notice), then its last token lives
+    /// for the token lifetime plus skew; a JWKS max-age on top for good measure.
     pub fn publish_grace(&self) -> Duration {
-        self.max_token_lifetime + self.clock_skew + self.jwks_max_age
+        self.key_set_cache_ttl + self.max_token_lifetime + self.clock_skew + self.jwks_max_age
     }
 }
 
@@ -137,12 +139,15 @@ impl KeySet {
     }
 
     /// When `key` stops (or stopped) signing: its retire time, or the activation of the next
-    /// newer key that is not revoked, whichever comes first.
+    /// newer key, whichever comes first. A successor revoked before it ever activated does not
+    /// count (the current key goes on signing); one revoked after it activated does — the older
+    /// key stopped signing then and must never sign again.
     pub fn signing_ends(&self, key: &KeyEntry) -> Option<Timestamp> {
         let successor = self
             .keys
             .iter()
-            .filter(|k| k.revoked_at.is_none() && k.activate_at > key.activate_at)
+            .filter(|k| k.revoked_at.is_none_or(|r| r >= k.activate_at))
+            .filter(|k| k.activate_at > key.activate_at)
             .map(|k| k.activate_at)
             .min();
         match (key.retire_at, successor) {
@@ -276,6 +281,6 @@ mod tests {
     fn the_minimum_lead_covers_caches_and_skew() {
         let t = KeyTimings::default();
         assert_eq!(t.min_lead(), Duration::from_secs(660));
-        assert_eq!(t.publish_grace(), Duration::from_secs(660));
+        assert_eq!(t.publish_grace(), Duration::from_secs(960));
     }
 }

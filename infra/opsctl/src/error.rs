@@ -1,0 +1,161 @@
+//! The errors of `opsctl`: one line each, naming what to do, never carrying secret material.
+
+use std::error::Error as _;
+use std::path::PathBuf;
+
+use shared::config::ConfigError;
+use shared::keys::KeySourceError;
+use shared::keys::policy::RevokeError;
+use shared::secrets::{SecretName, SecretsError};
+
+/// Exit code of a configuration error, as `shared::config::or_exit` uses (`EX_CONFIG`).
+pub const EXIT_CONFIG: u8 = 78;
+/// Exit code of every other failure.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A key setting in the environment is invalid (the message names the variable).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The local data directory cannot hold secrets.
+    #[error("cannot use the data directory {} for secrets", path.display())]
+    DataDir {
+        /// The `--data-dir`.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: SecretsError,
+    },
+    /// The argument of `keys revoke` is not a kid.
+    #[error(
+        "{input:?} is not a key id: a kid is the 43-character base64url thumbprint that `opsctl keys list` shows"
+    )]
+    MalformedKid {
+        /// What was given (shortened).
+        input: String,
+    },
+    /// The policy refused the revocation (unknown kid, already revoked).
+    #[error("cannot revoke: {0}")]
+    Revoke(RevokeError),
+    /// Someone wrote the key set between this command's read and its write.
+    #[error(
+        "the key set {secret} was changed by someone else (another operator or the rotation function) while this command ran; nothing was written, run the command again"
+    )]
+    Conflict {
+        /// The key set secret.
+        secret: SecretName,
+    },
+    /// Another writer replaced the key set right after this command saved it, without this
+    /// command's change: the change is not in effect.
+    #[error(
+        "the key set {secret} was overwritten by a concurrent write just after this command saved it, and its change is not in effect; run the command again"
+    )]
+    Overwritten {
+        /// The key set secret.
+        secret: SecretName,
+    },
+    /// The key set could not be read or written.
+    #[error("cannot {action} the key set {secret}")]
+    KeySet {
+        /// `read` or `write`.
+        action: &'static str,
+        /// The key set secret.
+        secret: SecretName,
+        /// Why.
+        #[source]
+        source: KeySourceError,
+    },
+    /// Stdout or stderr is gone.
+    #[error("cannot write the output")]
+    Output(#[from] std::io::Error),
+}
+
+impl Error {
+    /// A key-set error while doing `action`, with conflicts turned into their own message.
+    pub(crate) fn key_set(action: &'static str, secret: &SecretName, e: KeySourceError) -> Self {
+        match e {
+            KeySourceError::Conflict => Self::Conflict {
+                secret: secret.clone(),
+            },
+            source => Self::KeySet {
+                action,
+                secret: secret.clone(),
+                source,
+            },
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => EXIT_CONFIG,
+            _ => EXIT_FAILURE,
+        }
+    }
+
+    /// The message with its causes, on one line (`a: b: c`), each cause once.
+    pub fn report(&self) -> String {
+        let mut line = self.to_string();
+        let mut cause = self.source();
+        let mut depth = 0;
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !text.is_empty() && !line.contains(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            depth += 1;
+            if depth == 8 {
+                break;
+            }
+            cause = c.source();
+        }
+        line.replace(['\n', '\r'], " ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_lists_each_cause_once_on_one_line() {
+        let io = std::io::Error::other("connection refused\nby peer");
+        let e = Error::key_set(
+            "read",
+            &SecretName::new("a/b").unwrap(),
+            KeySourceError::Secrets(SecretsError::Unavailable(Box::new(io))),
+        );
+        assert_eq!(
+            e.report(),
+            "cannot read the key set a/b: secrets store unavailable: connection refused by peer"
+        );
+        assert_eq!(e.exit_code(), EXIT_FAILURE);
+    }
+
+    #[test]
+    fn a_conflict_tells_the_operator_to_retry() {
+        let e = Error::key_set(
+            "write",
+            &SecretName::new("a/b").unwrap(),
+            KeySourceError::Conflict,
+        );
+        assert!(
+            e.report().contains("run the command again"),
+            "{}",
+            e.report()
+        );
+    }
+
+    #[test]
+    fn a_configuration_error_keeps_its_message_and_exits_with_ex_config() {
+        let e = Error::from(ConfigError::new("TOKEN_LIFETIME_SECONDS", "is bad"));
+        assert_eq!(
+            e.report(),
+            "configuration error: TOKEN_LIFETIME_SECONDS is bad"
+        );
+        assert_eq!(e.exit_code(), EXIT_CONFIG);
+    }
+}

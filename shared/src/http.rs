@@ -77,6 +77,17 @@ impl Reply {
         }
     }
 
+    /// A JSON answer whose body is already rendered (e.g. the pre-rendered JWKS).
+    pub fn json_text(status: u16, text: String) -> Self {
+        Self {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body: Body::Text(text),
+            json: true,
+            cache: CachePolicy::NoStore,
+            headers: HeaderMap::new(),
+        }
+    }
+
     /// The answer for an error: its status, its JSON body, `no-store`, and `Retry-After` if set.
     pub fn error(error: &ApiError) -> Self {
         let mut reply = Self {

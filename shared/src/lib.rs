@@ -6,6 +6,8 @@
 //! `embedded` (the SQLite store and file secrets of local mode).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "http")]
+pub mod apigw;
 pub mod auth;
 #[cfg(any(feature = "dynamodb", feature = "secretsmanager"))]
 pub mod aws;

@@ -244,6 +244,37 @@ impl PreparedKeys {
     }
 }
 
+impl PreparedKeys {
+    /// Signs a test token with key `kid` (whatever its state) and verifies it with the key's
+    /// published half: the `testSecret` step of a rotation.
+    pub fn self_test(&self, kid: &Kid) -> Result<(), SelfTestError> {
+        let entry = self.set.get(kid).ok_or(SelfTestError::UnknownKey)?;
+        let key = self.encoders.get(kid).ok_or(SelfTestError::UnknownKey)?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid.as_str().to_owned());
+        let claims = serde_json::json!({"purpose": "rotation self-test", "jti": uuid::Uuid::new_v4().to_string()});
+        let token = jsonwebtoken::encode(&header, &claims, key)?;
+        let public = entry.private_jwk.public();
+        let decoding = jsonwebtoken::DecodingKey::from_ec_components(&public.x, &public.y)?;
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation)?;
+        Ok(())
+    }
+}
+
+/// Why a key failed its self-test.
+#[derive(Debug, thiserror::Error)]
+pub enum SelfTestError {
+    /// No usable key with that kid.
+    #[error("no usable key with that kid")]
+    UnknownKey,
+    /// Signing or verification failed.
+    #[error("sign/verify failed: {0}")]
+    Crypto(#[from] jsonwebtoken::errors::Error),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +377,19 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, MintError::NoSigningKey));
+    }
+
+    #[test]
+    fn a_pending_key_passes_its_self_test() {
+        let now = Timestamp::from_secs(1_000_000);
+        let keys = prepared(now);
+        let kid = keys.set().keys[0].kid.clone();
+        keys.self_test(&kid).unwrap();
+        let other = crate::keys::PrivateJwk::generate().kid();
+        assert!(matches!(
+            keys.self_test(&other),
+            Err(SelfTestError::UnknownKey)
+        ));
     }
 
     #[test]

@@ -21,10 +21,12 @@ use secrecy::SecretString;
 #[cfg(feature = "secretsmanager")]
 pub mod aws;
 mod cached;
+mod counting;
 #[cfg(feature = "embedded")]
 pub mod file;
 
 pub use cached::CachedSecrets;
+pub use counting::CountingSource;
 
 /// The longest a cached secret may be served (DESIGN §3, §4: rotations must be seen in minutes).
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -34,13 +36,15 @@ pub const MAX_CACHE_TTL: Duration = Duration::from_secs(300);
 pub struct SecretName(String);
 
 impl SecretName {
-    /// A validated name.
+    /// A validated name, or a secret ARN (`arn:…:secret:…`, as rotation events carry).
     pub fn new(name: &str) -> Result<Self, SecretsError> {
+        let is_arn = name.starts_with("arn:") && name.contains(":secret:");
         let ok = !name.is_empty()
-            && name.len() <= 512
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+            && name.len() <= 2048
+            && (is_arn || name.len() <= 512)
+            && name.chars().all(|c| {
+                c.is_ascii_alphanumeric() || "/_+=.@-".contains(c) || (is_arn && c == ':')
+            });
         if ok {
             Ok(Self(name.to_owned()))
         } else {
@@ -51,6 +55,21 @@ impl SecretName {
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `id` (a name or an ARN, as a rotation event carries it) designates this secret.
+    /// An ARN ends with `:secret:<name>-<6 characters>`.
+    pub fn is_designated_by(&self, id: &str) -> bool {
+        if id == self.0 {
+            return true;
+        }
+        id.rsplit_once(":secret:").is_some_and(|(_, tail)| {
+            tail.strip_prefix(self.0.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|suffix| {
+                    suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric())
+                })
+        })
     }
 }
 
@@ -305,7 +324,25 @@ mod tests {
         assert!(SecretName::new("").is_err());
         assert!(SecretName::new("../etc/passwd").is_ok()); // dots and slashes are legal names…
         assert!(SecretName::new("a b").is_err());
+        assert!(
+            SecretName::new("arn:aws:secretsmanager:eu-west-1:123456789012:secret:x-AbC123")
+                .is_ok()
+        );
+        assert!(SecretName::new("name:with:colons").is_err());
         assert!(SecretName::new(&"a".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn a_secret_is_designated_by_its_name_or_its_arn() {
+        let name = SecretName::new("stack/signing-keys").unwrap();
+        assert!(name.is_designated_by("stack/signing-keys"));
+        assert!(name.is_designated_by(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:stack/signing-keys-AbC123"
+        ));
+        assert!(!name.is_designated_by(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:stack/signing-keys-old-AbC123"
+        ));
+        assert!(!name.is_designated_by("stack/other"));
     }
 
     #[test]

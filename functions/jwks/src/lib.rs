@@ -1,0 +1,82 @@
+//! JWKS: `GET /.well-known/jwks.json`, the public keys the platform verifies Partner JWTs with.
+//!
+//! Public members only (`kty crv x y kid use alg`), every pending, active and still-verifiable key;
+//! `Cache-Control: public, max-age=<JWKS_MAX_AGE_SECONDS>`, a strong `ETag`, and `304` on a
+//! matching `If-None-Match`. The document is rendered once per change of the published key list,
+//! so a warm request only reads the cached key set and compares an ETag.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use lambda_http::http::Method;
+use lambda_http::http::header::ETAG;
+use lambda_http::{Body, Request, Response};
+use shared::clock::SharedClock;
+use shared::config::{ConfigError, EnvReader};
+use shared::error::{ApiError, ErrorType};
+use shared::http::{CachePolicy, Reply};
+use shared::keys::{JwksCache, KeyConfig, KeySetSource};
+use shared::telemetry::Recorder;
+
+/// The JWKS function's configuration: the key settings.
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    /// `KEY_SET_SECRET_NAME`, `JWKS_MAX_AGE_SECONDS`, … .
+    pub keys: KeyConfig,
+}
+
+impl JwksConfig {
+    /// Reads the configuration.
+    pub fn from_env(r: &EnvReader<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            keys: KeyConfig::from_env(r)?,
+        })
+    }
+}
+
+/// What the handler needs, built once per container.
+pub struct JwksDeps {
+    /// Configuration.
+    pub config: JwksConfig,
+    /// The key set (cached).
+    pub keys: Arc<dyn KeySetSource>,
+    /// The last rendering.
+    pub rendered: JwksCache,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Metrics.
+    pub recorder: Recorder,
+}
+
+/// Handles one request.
+pub async fn handle(req: Request, deps: &JwksDeps) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Reply::error(&ApiError::new(ErrorType::MethodNotAllowed, "use GET")).build();
+    }
+    let keys = match deps.keys.keys().await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the key set");
+            return Reply::error(&ApiError::internal().with_retry_after(5)).build();
+        }
+    };
+    let jwks = deps
+        .rendered
+        .get(keys.set(), deps.clock.now(), keys.timings());
+    let cache = CachePolicy::Public {
+        max_age_secs: deps.config.keys.jwks_max_age_secs(),
+    };
+    let not_modified = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| jwks.matches(v));
+    let reply = if not_modified {
+        Reply::empty(304)
+    } else if req.method() == Method::HEAD {
+        Reply::empty(200)
+    } else {
+        Reply::json_text(200, jwks.body.clone())
+    };
+    reply.cache(cache).header(ETAG, &jwks.etag).build()
+}

@@ -1,0 +1,216 @@
+//! Key rotation: one function for two triggers.
+//!
+//! - An EventBridge schedule (daily): runs the rotation policy — bootstrap an empty key set,
+//!   schedule a successor when the newest key is older than the period, prune keys no longer
+//!   published — and writes the result as one new `AWSCURRENT` secret version.
+//! - The Secrets Manager rotation contract (`createSecret`, `setSecret`, `testSecret`,
+//!   `finishSecret` with a `ClientRequestToken`), each step idempotent: `createSecret` stages the
+//!   rotated key set as `AWSPENDING` under the token, `testSecret` signs and verifies with the
+//!   pending document's newest key, `finishSecret` makes it `AWSCURRENT`. `setSecret` has nothing
+//!   to do: the JWKS reads the key set itself.
+//!
+//! Run it with a concurrency of one (the template reserves it): two rotations of the same key set
+//! at once would race.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::clock::SharedClock;
+use shared::config::{ConfigError, EnvReader};
+use shared::keys::policy::{Change, plan, rotate};
+use shared::keys::{KeyConfig, KeySet, KeySetSource, KeySetStore, KeySourceError, PreparedKeys};
+use shared::secrets::{SecretWriter, SecretsError, VersionId};
+use shared::telemetry::{Recorder, Unit};
+
+/// The rotation function's configuration: the key settings.
+#[derive(Debug, Clone)]
+pub struct RotationConfig {
+    /// `KEY_SET_SECRET_NAME`, `ROTATION_PERIOD_SECONDS`, `ROTATION_LEAD_SECONDS`, … .
+    pub keys: KeyConfig,
+}
+
+impl RotationConfig {
+    /// Reads the configuration.
+    pub fn from_env(r: &EnvReader<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            keys: KeyConfig::from_env(r)?,
+        })
+    }
+}
+
+/// What the handler needs, built once per container.
+pub struct RotationDeps {
+    /// Configuration.
+    pub config: RotationConfig,
+    /// The key set secret.
+    pub store: KeySetStore<Arc<dyn SecretWriter>>,
+    /// A key set cache in this process to forget after a write (the devstack shares one).
+    pub local_cache: Option<Arc<dyn KeySetSource>>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Metrics.
+    pub recorder: Recorder,
+}
+
+/// The Secrets Manager rotation event.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RotationStep {
+    step: String,
+    secret_id: String,
+    client_request_token: String,
+}
+
+/// Why a rotation failed. The function then fails, so the schedule's failure destination, the
+/// Errors alarm and Secrets Manager's own retry see it.
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    /// The key set could not be read or written.
+    #[error(transparent)]
+    KeySet(#[from] KeySourceError),
+    /// A secret call failed.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// The event is for a secret this function does not manage.
+    #[error("rotation event for a secret this function does not manage")]
+    ForeignSecret,
+    /// The event is neither a schedule nor a rotation step.
+    #[error("unrecognised event: {0}")]
+    UnknownEvent(String),
+    /// The pending key set failed its self-test.
+    #[error("the pending key set failed its self-test: {0}")]
+    SelfTest(String),
+}
+
+impl From<RotationError> for lambda_runtime::Diagnostic {
+    fn from(e: RotationError) -> Self {
+        let error_type = match &e {
+            RotationError::KeySet(_) => "KeySetError",
+            RotationError::Secrets(_) => "SecretsError",
+            RotationError::ForeignSecret => "ForeignSecret",
+            RotationError::UnknownEvent(_) => "UnknownEvent",
+            RotationError::SelfTest(_) => "SelfTestFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Handles one event and answers a summary of what it did.
+pub async fn handle(event: Value, deps: &RotationDeps) -> Result<Value, RotationError> {
+    let result = if event.get("Step").is_some() {
+        let step: RotationStep = serde_json::from_value(event)
+            .map_err(|e| RotationError::UnknownEvent(e.to_string()))?;
+        native_step(&step, deps).await
+    } else if event.get("detail-type").is_some() || event.get("source").is_some() {
+        scheduled(deps).await
+    } else {
+        Err(RotationError::UnknownEvent(
+            "expected a scheduled event or a Secrets Manager rotation step".into(),
+        ))
+    };
+    let outcome = if result.is_ok() { "ok" } else { "failed" };
+    deps.recorder
+        .emit("RotationRuns", Unit::Count, 1.0, &[("outcome", outcome)]);
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "key rotation failed");
+    }
+    result
+}
+
+fn describe(changes: &[Change]) -> Vec<Value> {
+    changes
+        .iter()
+        .map(|c| match c {
+            Change::Bootstrapped(kid) => json!({"bootstrapped": kid}),
+            Change::Scheduled { kid, activate_at } => {
+                json!({"scheduled": kid, "activateAt": activate_at.to_rfc3339()})
+            }
+            Change::Pruned(kids) => json!({"pruned": kids}),
+            Change::Revoked { kid, replacement } => {
+                json!({"revoked": kid, "replacement": replacement})
+            }
+        })
+        .collect()
+}
+
+async fn scheduled(deps: &RotationDeps) -> Result<Value, RotationError> {
+    let now = deps.clock.now();
+    let loaded = deps.store.load().await?;
+    let Some((next, changes)) = plan(&loaded.set, now, &deps.config.keys.policy) else {
+        tracing::info!(version = loaded.set.version, "key set up to date");
+        return Ok(json!({"action": "none", "version": loaded.set.version}));
+    };
+    deps.store.save(&loaded, &next).await?;
+    if let Some(cache) = &deps.local_cache {
+        cache.invalidate();
+    }
+    let described = describe(&changes);
+    tracing::info!(version = next.version, changes = %serde_json::Value::from(described.clone()), "key set rotated");
+    deps.recorder
+        .emit("KeySetChanges", Unit::Count, changes.len() as f64, &[]);
+    Ok(json!({"action": "rotated", "version": next.version, "changes": described}))
+}
+
+async fn native_step(step: &RotationStep, deps: &RotationDeps) -> Result<Value, RotationError> {
+    let name = deps.store.name().clone();
+    if !name.is_designated_by(&step.secret_id) {
+        return Err(RotationError::ForeignSecret);
+    }
+    let token = VersionId::new(&step.client_request_token)?;
+    let secrets = deps.store.secrets();
+    tracing::info!(step = step.step.as_str(), "secrets manager rotation step");
+    match step.step.as_str() {
+        "createSecret" => {
+            if secrets.get_version(&name, &token).await.is_ok() {
+                return Ok(json!({"step": "createSecret", "action": "already staged"}));
+            }
+            let loaded = deps.store.load().await?;
+            let now = deps.clock.now();
+            let (next, change) = rotate(&loaded.set, now, &deps.config.keys.policy, false);
+            let text = secrecy::SecretString::from(next.to_json());
+            secrets.put_pending(&name, &token, &text).await?;
+            Ok(
+                json!({"step": "createSecret", "version": next.version, "changes": describe(&[change])}),
+            )
+        }
+        "setSecret" => {
+            Ok(json!({"step": "setSecret", "action": "nothing to set: the JWKS reads the key set"}))
+        }
+        "testSecret" => {
+            let pending = secrets.get_version(&name, &token).await?;
+            let set = KeySet::parse(pending.value.expose_secret()).map_err(KeySourceError::from)?;
+            let now = deps.clock.now();
+            let prepared = PreparedKeys::new(set, deps.config.keys.timings, now)
+                .map_err(|e| RotationError::SelfTest(e.to_string()))?;
+            let newest = prepared
+                .set()
+                .keys
+                .iter()
+                .filter(|k| k.revoked_at.is_none())
+                .max_by_key(|k| k.created_at)
+                .map(|k| k.kid.clone())
+                .ok_or_else(|| RotationError::SelfTest("the pending key set has no key".into()))?;
+            prepared
+                .self_test(&newest)
+                .map_err(|e| RotationError::SelfTest(e.to_string()))?;
+            Ok(json!({"step": "testSecret", "tested": newest}))
+        }
+        "finishSecret" => {
+            secrets.promote(&name, &token).await?;
+            if let Some(cache) = &deps.local_cache {
+                cache.invalidate();
+            }
+            deps.recorder.emit("KeySetChanges", Unit::Count, 1.0, &[]);
+            Ok(json!({"step": "finishSecret", "current": token.as_str()}))
+        }
+        other => Err(RotationError::UnknownEvent(format!(
+            "unknown step {other:?}"
+        ))),
+    }
+}

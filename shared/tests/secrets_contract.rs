@@ -169,6 +169,33 @@ async fn the_cache_serves_a_value_until_its_ttl_and_then_reads_again(f: Fixture)
     );
 }
 
+async fn a_conditional_write_lands_only_while_current_is_the_version_it_read(f: Fixture) {
+    let s = &f.store;
+    let first = s.create(&f.name, &secret("one")).await.unwrap();
+    let second = VersionId::random();
+    s.put_current_if(&f.name, &second, &secret("two"), &first)
+        .await
+        .unwrap();
+    assert_eq!(value(&s.current(&f.name).await.unwrap()), "two");
+    assert_eq!(
+        value(&s.get(&f.name, Stage::Previous).await.unwrap().unwrap()),
+        "one"
+    );
+
+    // A writer that read "one" is too late now: nothing of its write becomes current.
+    let stale = VersionId::random();
+    let err = s
+        .put_current_if(&f.name, &stale, &secret("stale"), &first)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SecretsError::CurrentMoved(_)), "{err:?}");
+    assert_eq!(value(&s.current(&f.name).await.unwrap()), "two");
+    assert_eq!(
+        value(&s.get(&f.name, Stage::Previous).await.unwrap().unwrap()),
+        "one"
+    );
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_local_files {
@@ -197,6 +224,7 @@ contract!(
     put_current_replaces_the_value_in_one_step,
     promoting_an_unknown_version_is_not_found,
     the_cache_serves_a_value_until_its_ttl_and_then_reads_again,
+    a_conditional_write_lands_only_while_current_is_the_version_it_read,
 );
 
 mod cache {

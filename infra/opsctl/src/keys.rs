@@ -725,11 +725,13 @@ mod tests {
         assert_eq!(String::from_utf8(out.out).unwrap().trim(), "[]");
     }
 
-    /// File secrets with another writer: on the `race_at`-th read of `AWSCURRENT` (0-based) it
-    /// first writes the value of the first read back as a new current version.
+    /// File secrets with another writer: on the `race_at`-th read of `AWSCURRENT` (0-based), or
+    /// just before a conditional write when `race_on_save`, it first writes the value of the first
+    /// read back as a new current version.
     struct Racing {
         inner: FileSecrets,
         race_at: usize,
+        race_on_save: bool,
         reads: AtomicUsize,
         first: std::sync::Mutex<Option<secrecy::SecretString>>,
     }
@@ -739,8 +741,18 @@ mod tests {
             Self {
                 inner: FileSecrets::open(dir.path(), Arc::new(SystemClock)).unwrap(),
                 race_at,
+                race_on_save: false,
                 reads: AtomicUsize::new(0),
                 first: std::sync::Mutex::new(None),
+            }
+        }
+    }
+
+    impl Racing {
+        fn on_save(dir: &tempfile::TempDir) -> Self {
+            Self {
+                race_on_save: true,
+                ..Self::new(dir, usize::MAX)
             }
         }
     }
@@ -807,6 +819,26 @@ mod tests {
             self.inner.put_current(name, token, value).await
         }
 
+        async fn put_current_if(
+            &self,
+            name: &SecretName,
+            token: &VersionId,
+            value: &secrecy::SecretString,
+            expected: &VersionId,
+        ) -> Result<(), SecretsError> {
+            let first = self.first.lock().unwrap().clone();
+            if self.race_on_save
+                && let Some(first) = first
+            {
+                self.inner
+                    .put_current(name, &VersionId::random(), &first)
+                    .await?;
+            }
+            self.inner
+                .put_current_if(name, token, value, expected)
+                .await
+        }
+
         async fn promote(&self, name: &SecretName, id: &VersionId) -> Result<(), SecretsError> {
             self.inner.promote(name, id).await
         }
@@ -823,8 +855,8 @@ mod tests {
         rotate(&store(&dir), &c.policy, at(T0), false)
             .await
             .unwrap();
-        // Reads: 0 = load, 1 = the check in save (the other writer goes first), 2 = read back.
-        let racing = KeySetStore::new(Racing::new(&dir, 1), c.secret_name.clone());
+        // The other writer goes first, between our load and our conditional write.
+        let racing = KeySetStore::new(Racing::on_save(&dir), c.secret_name.clone());
         let (result, _) = exec(KeysCommand::Rotate { now: true }, &racing, at(T0 + 1)).await;
         let err = result.unwrap_err();
         assert!(matches!(err, Error::Conflict { .. }), "{err}");
@@ -844,7 +876,8 @@ mod tests {
             .kid
             .clone();
         // The other writer restores the document it read before the revocation, after our save.
-        let racing = KeySetStore::new(Racing::new(&dir, 2), c.secret_name.clone());
+        // Reads: 0 = load, 1 = read back.
+        let racing = KeySetStore::new(Racing::new(&dir, 1), c.secret_name.clone());
         let err = revoke(&racing, kid.as_str(), &c.policy, at(T0 + 1))
             .await
             .unwrap_err();
@@ -861,7 +894,7 @@ mod tests {
         rotate(&store(&dir), &c.policy, at(T0), false)
             .await
             .unwrap();
-        let racing = KeySetStore::new(Racing::new(&dir, 2), c.secret_name.clone());
+        let racing = KeySetStore::new(Racing::new(&dir, 1), c.secret_name.clone());
         let err = rotate(&racing, &c.policy, at(T0 + 1), true)
             .await
             .unwrap_err();

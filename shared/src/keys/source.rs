@@ -147,8 +147,8 @@ impl<W: SecretWriter> KeySetStore<W> {
     }
 
     /// Writes `next` as the new current version, provided the current version is still the one
-    /// `loaded` came from (checked just before writing; rotation runs with a concurrency of one,
-    /// so this only guards against an operator acting at the same moment).
+    /// `loaded` came from — a compare-and-swap on the secret, so a rotation and an operator acting
+    /// at the same moment can never silently undo each other's change.
     pub async fn save(&self, loaded: &Loaded, next: &KeySet) -> Result<VersionId, KeySourceError> {
         let value = SecretString::from(next.to_json());
         match &loaded.version {
@@ -158,12 +158,16 @@ impl<W: SecretWriter> KeySetStore<W> {
                 Err(e) => Err(e.into()),
             },
             Some(expected) => {
-                let now = self.secrets.current(&self.name).await?;
-                if &now.id != expected {
-                    return Err(KeySourceError::Conflict);
-                }
                 let token = VersionId::random();
-                self.secrets.put_current(&self.name, &token, &value).await?;
+                match self
+                    .secrets
+                    .put_current_if(&self.name, &token, &value, expected)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(SecretsError::CurrentMoved(_)) => return Err(KeySourceError::Conflict),
+                    Err(e) => return Err(e.into()),
+                }
                 Ok(token)
             }
         }

@@ -14,6 +14,9 @@ use super::{
     VersionStages,
 };
 
+/// The private label a conditional write stages its version under before the swap.
+const STAGED_LABEL: &str = "BUNDLE-STAGED";
+
 /// Secrets in AWS Secrets Manager.
 #[derive(Debug, Clone)]
 pub struct SecretsManagerStore {
@@ -226,6 +229,65 @@ impl SecretWriter for SecretsManagerStore {
         value: &SecretString,
     ) -> Result<(), SecretsError> {
         self.put(name, token, value, Stage::Current).await
+    }
+
+    async fn put_current_if(
+        &self,
+        name: &SecretName,
+        token: &VersionId,
+        value: &SecretString,
+        expected: &VersionId,
+    ) -> Result<(), SecretsError> {
+        // Stage the value under a private label (not AWSPENDING, which a native rotation may be
+        // using), then move AWSCURRENT only if it is still on `expected`: UpdateSecretVersionStage
+        // refuses a RemoveFromVersionId that does not carry the label, which makes it a
+        // compare-and-swap.
+        match self.get_version(name, token).await {
+            Ok(existing) if existing.value.expose_secret() != value.expose_secret() => {
+                return Err(SecretsError::VersionConflict(token.as_str().to_owned()));
+            }
+            Ok(_) => {}
+            Err(SecretsError::NotFound(_)) => {
+                self.client
+                    .put_secret_value()
+                    .secret_id(name.as_str())
+                    .client_request_token(token.as_str())
+                    .secret_string(value.expose_secret())
+                    .version_stages(STAGED_LABEL)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+            }
+            Err(e) => return Err(e),
+        }
+        let moved = self
+            .client
+            .update_secret_version_stage()
+            .secret_id(name.as_str())
+            .version_stage(Stage::Current.as_str())
+            .move_to_version_id(token.as_str())
+            .remove_from_version_id(expected.as_str())
+            .send()
+            .await;
+        let _ = self
+            .client
+            .update_secret_version_stage()
+            .secret_id(name.as_str())
+            .version_stage(STAGED_LABEL)
+            .remove_from_version_id(token.as_str())
+            .send()
+            .await;
+        match moved {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_invalid_parameter_exception() || s.is_invalid_request_exception()
+                }) =>
+            {
+                Err(SecretsError::CurrentMoved(name.to_string()))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn promote(&self, name: &SecretName, id: &VersionId) -> Result<(), SecretsError> {

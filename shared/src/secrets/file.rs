@@ -154,10 +154,20 @@ impl FileSecrets {
         token: &VersionId,
         value: &SecretString,
         stage: Stage,
+        expected_current: Option<&VersionId>,
     ) -> Result<(), SecretsError> {
         let now = self.clock.now();
         self.update(name, |doc| {
             let mut doc = doc.ok_or_else(|| SecretsError::NotFound(name.to_string()))?;
+            if let Some(expected) = expected_current {
+                let current = doc
+                    .versions
+                    .iter()
+                    .find(|v| v.stages.iter().any(|s| s == Stage::Current.as_str()));
+                if current.is_none_or(|v| v.id != expected.as_str()) {
+                    return Err(SecretsError::CurrentMoved(name.to_string()));
+                }
+            }
             if let Some(existing) = doc.versions.iter().find(|v| v.id == token.as_str()) {
                 // Same token: a retry. Same value is fine, another value is refused.
                 return if existing.value.as_bytes() == value.expose_secret().as_bytes() {
@@ -293,7 +303,7 @@ impl SecretWriter for FileSecrets {
         token: &VersionId,
         value: &SecretString,
     ) -> Result<(), SecretsError> {
-        self.put_version(name, token, value, Stage::Pending)
+        self.put_version(name, token, value, Stage::Pending, None)
     }
 
     async fn put_current(
@@ -302,7 +312,17 @@ impl SecretWriter for FileSecrets {
         token: &VersionId,
         value: &SecretString,
     ) -> Result<(), SecretsError> {
-        self.put_version(name, token, value, Stage::Current)
+        self.put_version(name, token, value, Stage::Current, None)
+    }
+
+    async fn put_current_if(
+        &self,
+        name: &SecretName,
+        token: &VersionId,
+        value: &SecretString,
+        expected: &VersionId,
+    ) -> Result<(), SecretsError> {
+        self.put_version(name, token, value, Stage::Current, Some(expected))
     }
 
     async fn promote(&self, name: &SecretName, id: &VersionId) -> Result<(), SecretsError> {

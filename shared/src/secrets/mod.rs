@@ -191,6 +191,9 @@ pub enum SecretsError {
         /// What is wrong.
         detail: String,
     },
+    /// A conditional write found `AWSCURRENT` on another version than expected.
+    #[error("secret {0} changed since it was read")]
+    CurrentMoved(String),
     /// The store could not be reached or refused the call.
     #[error("secrets store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -250,6 +253,17 @@ pub trait SecretWriter: SecretSource {
         value: &SecretString,
     ) -> Result<(), SecretsError>;
 
+    /// Like [`SecretWriter::put_current`], but only if `AWSCURRENT` is still on `expected`
+    /// (compare-and-swap); otherwise nothing becomes current and the answer is
+    /// [`SecretsError::CurrentMoved`].
+    async fn put_current_if(
+        &self,
+        name: &SecretName,
+        token: &VersionId,
+        value: &SecretString,
+        expected: &VersionId,
+    ) -> Result<(), SecretsError>;
+
     /// Makes version `id` `AWSCURRENT`; the old current becomes `AWSPREVIOUS` and `id` loses
     /// `AWSPENDING`. Promoting the current version again is a no-op.
     async fn promote(&self, name: &SecretName, id: &VersionId) -> Result<(), SecretsError>;
@@ -303,6 +317,16 @@ impl<T: SecretWriter + ?Sized> SecretWriter for std::sync::Arc<T> {
         value: &SecretString,
     ) -> Result<(), SecretsError> {
         (**self).put_current(name, token, value).await
+    }
+
+    async fn put_current_if(
+        &self,
+        name: &SecretName,
+        token: &VersionId,
+        value: &SecretString,
+        expected: &VersionId,
+    ) -> Result<(), SecretsError> {
+        (**self).put_current_if(name, token, value, expected).await
     }
 
     async fn promote(&self, name: &SecretName, id: &VersionId) -> Result<(), SecretsError> {

@@ -1,0 +1,148 @@
+//! The JWKS handler, in process: public members only, cache headers, ETag and 304, no secret read
+//! on a warm call.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use jwks::{JwksConfig, JwksDeps, handle};
+use lambda_http::http::Method;
+use lambda_http::{Body, Response};
+use serde_json::Value;
+use shared::apigw::ApiGatewayRequest;
+use shared::clock::{Clock, ManualClock, SharedClock, Timestamp};
+use shared::config::{EnvReader, MapEnv};
+use shared::keys::policy::{plan, rotate};
+use shared::keys::{JwksCache, KeySet, KeySetStore, SecretKeySet};
+use shared::secrets::file::FileSecrets;
+use shared::secrets::{CountingSource, SecretWriter};
+use shared::telemetry::{MemorySink, Recorder};
+
+struct World {
+    deps: JwksDeps,
+    clock: ManualClock,
+    reads: CountingSource<FileSecrets>,
+    set: KeySet,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let clock = ManualClock::new(Timestamp::from_secs(1_795_262_400));
+    let shared_clock: SharedClock = Arc::new(clock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileSecrets::open(dir.path(), shared_clock.clone()).unwrap();
+    let env = MapEnv::from_pairs([("JWKS_MAX_AGE_SECONDS", "120")]);
+    let config = JwksConfig::from_env(&EnvReader::new(&env)).unwrap();
+    let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
+    let store = KeySetStore::new(writer, config.keys.secret_name.clone());
+    // An active key and a pending successor.
+    let loaded = store.load().await.unwrap();
+    let (set, _) = plan(&loaded.set, clock.now(), &config.keys.policy).unwrap();
+    let (set, _) = rotate(&set, clock.now(), &config.keys.policy, false);
+    store.save(&loaded, &set).await.unwrap();
+    let reads = CountingSource::new(files);
+    let keys = SecretKeySet::new(
+        reads.clone(),
+        config.keys.secret_name.clone(),
+        config.keys.timings,
+        shared_clock.clone(),
+    );
+    World {
+        deps: JwksDeps {
+            config,
+            keys: Arc::new(keys),
+            rendered: JwksCache::default(),
+            recorder: Recorder::new(
+                "Test",
+                "jwks",
+                Arc::new(MemorySink::default()),
+                shared_clock.clone(),
+            ),
+            clock: shared_clock,
+        },
+        clock,
+        reads,
+        set,
+        _dir: dir,
+    }
+}
+
+fn header<'a>(r: &'a Response<Body>, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn get() -> ApiGatewayRequest {
+    ApiGatewayRequest::new(Method::GET, "/.well-known/jwks.json")
+}
+
+#[tokio::test]
+async fn the_jwks_lists_active_and_pending_keys_with_public_members_only() {
+    let w = world().await;
+    let r = handle(get().build(), &w.deps).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "cache-control"), "public, max-age=120");
+    assert_eq!(header(&r, "content-type"), "application/json");
+    let etag = header(&r, "etag");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong ETag: {etag}"
+    );
+    let Body::Text(text) = r.body() else { panic!() };
+    let doc: Value = serde_json::from_str(text).unwrap();
+    let keys = doc["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    for (k, entry) in keys.iter().zip(&w.set.keys) {
+        assert_eq!(k["kid"], entry.kid.as_str());
+        assert_eq!(
+            (
+                k["kty"].as_str(),
+                k["crv"].as_str(),
+                k["alg"].as_str(),
+                k["use"].as_str()
+            ),
+            (Some("EC"), Some("P-256"), Some("ES256"), Some("sig"))
+        );
+        assert!(k.get("d").is_none());
+        assert!(!text.contains(&entry.private_jwk.d));
+    }
+}
+
+#[tokio::test]
+async fn a_matching_if_none_match_gets_304_with_the_same_etag_and_no_body() {
+    let w = world().await;
+    let first = handle(get().build(), &w.deps).await;
+    let etag = header(&first, "etag").to_owned();
+    let r = handle(get().header("if-none-match", &etag).build(), &w.deps).await;
+    assert_eq!(r.status(), 304);
+    assert_eq!(header(&r, "etag"), etag);
+    assert_eq!(header(&r, "cache-control"), "public, max-age=120");
+    assert!(matches!(r.body(), Body::Empty));
+    let r = handle(get().header("if-none-match", "\"stale\"").build(), &w.deps).await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn warm_calls_read_the_key_set_once_per_cache_ttl() {
+    let w = world().await;
+    for _ in 0..25 {
+        assert_eq!(handle(get().build(), &w.deps).await.status(), 200);
+    }
+    assert_eq!(w.reads.calls(), 1);
+    w.clock
+        .advance(w.deps.config.keys.timings.key_set_cache_ttl);
+    assert_eq!(handle(get().build(), &w.deps).await.status(), 200);
+    assert_eq!(w.reads.calls(), 2);
+}
+
+#[tokio::test]
+async fn other_methods_are_refused() {
+    let w = world().await;
+    let r = handle(
+        ApiGatewayRequest::new(Method::POST, "/.well-known/jwks.json").build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(r.status(), 405);
+}

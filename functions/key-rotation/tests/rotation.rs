@@ -1,0 +1,191 @@
+//! The key rotation handler, in process, on local secret files: scheduled runs and the four
+//! Secrets Manager steps, each idempotent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use key_rotation::{RotationConfig, RotationDeps, RotationError, handle};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use shared::clock::{Clock, ManualClock, SharedClock, Timestamp};
+use shared::config::{EnvReader, MapEnv};
+use shared::keys::{KeySet, KeySetStore, KeyState};
+use shared::secrets::file::FileSecrets;
+use shared::secrets::{SecretSource, SecretWriter, Stage};
+use shared::telemetry::{MemorySink, Recorder};
+
+const TOKEN: &str = "3f2b6c1e-8d4a-4b7e-9a51-0c2d9e6f7a10";
+
+struct World {
+    deps: RotationDeps,
+    clock: ManualClock,
+    files: FileSecrets,
+    metrics: MemorySink,
+    _dir: tempfile::TempDir,
+}
+
+fn world() -> World {
+    let clock = ManualClock::new(Timestamp::from_secs(1_795_262_400));
+    let shared_clock: SharedClock = Arc::new(clock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileSecrets::open(dir.path(), shared_clock.clone()).unwrap();
+    let env = MapEnv::from_pairs([("ROTATION_PERIOD_SECONDS", "86400")]);
+    let config = RotationConfig::from_env(&EnvReader::new(&env)).unwrap();
+    let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
+    let metrics = MemorySink::default();
+    World {
+        deps: RotationDeps {
+            store: KeySetStore::new(writer, config.keys.secret_name.clone()),
+            config,
+            local_cache: None,
+            recorder: Recorder::new(
+                "Test",
+                "key-rotation",
+                Arc::new(metrics.clone()),
+                shared_clock.clone(),
+            ),
+            clock: shared_clock,
+        },
+        clock,
+        files,
+        metrics,
+        _dir: dir,
+    }
+}
+
+fn scheduled() -> serde_json::Value {
+    json!({"version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
+           "time": "2026-11-21T12:00:00Z", "resources": [], "detail": {}})
+}
+
+fn step(name: &str, secret_id: &str) -> serde_json::Value {
+    json!({"Step": name, "SecretId": secret_id, "ClientRequestToken": TOKEN})
+}
+
+async fn current_set(w: &World) -> KeySet {
+    let v = w
+        .files
+        .current(&w.deps.config.keys.secret_name)
+        .await
+        .unwrap();
+    KeySet::parse(v.value.expose_secret()).unwrap()
+}
+
+#[tokio::test]
+async fn the_first_scheduled_run_creates_a_key_that_signs_at_once_and_the_next_does_nothing() {
+    let w = world();
+    let out = handle(scheduled(), &w.deps).await.unwrap();
+    assert_eq!(out["action"], "rotated");
+    let set = current_set(&w).await;
+    assert_eq!(set.keys.len(), 1);
+    assert!(
+        set.signer(w.clock.now(), &w.deps.config.keys.timings)
+            .is_some()
+    );
+    let out = handle(scheduled(), &w.deps).await.unwrap();
+    assert_eq!(out["action"], "none");
+    assert_eq!(w.metrics.total("RotationRuns"), 2.0);
+}
+
+#[tokio::test]
+async fn a_scheduled_run_after_the_period_publishes_a_successor_before_it_signs() {
+    let w = world();
+    handle(scheduled(), &w.deps).await.unwrap();
+    w.clock.advance(Duration::from_secs(86_400));
+    let out = handle(scheduled(), &w.deps).await.unwrap();
+    assert!(out["changes"][0]["scheduled"].is_string(), "{out}");
+    let set = current_set(&w).await;
+    let t = &w.deps.config.keys.timings;
+    let states: Vec<KeyState> = set
+        .keys
+        .iter()
+        .map(|k| set.state(k, w.clock.now(), t))
+        .collect();
+    assert_eq!(states, [KeyState::Active, KeyState::Pending]);
+}
+
+#[tokio::test]
+async fn the_four_secrets_manager_steps_rotate_and_each_step_can_be_repeated() {
+    let w = world();
+    handle(scheduled(), &w.deps).await.unwrap();
+    let before = current_set(&w).await;
+    let name = w.deps.config.keys.secret_name.as_str().to_owned();
+    let arn = format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbC123");
+    for s in [
+        "createSecret",
+        "createSecret",
+        "setSecret",
+        "testSecret",
+        "testSecret",
+    ] {
+        handle(step(s, &arn), &w.deps).await.unwrap();
+    }
+    // Nothing is current yet: the new set is staged as AWSPENDING.
+    assert_eq!(current_set(&w).await, before);
+    let pending = w
+        .files
+        .get(&w.deps.config.keys.secret_name, Stage::Pending)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pending.id.as_str(), TOKEN);
+    for _ in 0..2 {
+        handle(step("finishSecret", &name), &w.deps).await.unwrap();
+    }
+    let after = current_set(&w).await;
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(after.keys.len(), 2, "the successor was added");
+    assert!(
+        w.files
+            .get(&w.deps.config.keys.secret_name, Stage::Pending)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_event_for_another_secret_is_refused() {
+    let w = world();
+    handle(scheduled(), &w.deps).await.unwrap();
+    let err = handle(step("createSecret", "someone-elses/secret"), &w.deps)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RotationError::ForeignSecret), "{err}");
+}
+
+#[tokio::test]
+async fn an_unknown_event_or_step_fails_loudly() {
+    let w = world();
+    assert!(matches!(
+        handle(json!({"hello": 1}), &w.deps).await,
+        Err(RotationError::UnknownEvent(_))
+    ));
+    let name = w.deps.config.keys.secret_name.as_str().to_owned();
+    assert!(matches!(
+        handle(step("dropSecret", &name), &w.deps).await,
+        Err(RotationError::UnknownEvent(_))
+    ));
+    assert_eq!(w.metrics.total("RotationRuns"), 2.0);
+}
+
+#[tokio::test]
+async fn test_secret_fails_when_the_pending_document_is_not_a_usable_key_set() {
+    let w = world();
+    handle(scheduled(), &w.deps).await.unwrap();
+    let name = w.deps.config.keys.secret_name.clone();
+    let token = shared::secrets::VersionId::new(TOKEN).unwrap();
+    w.files
+        .put_pending(
+            &name,
+            &token,
+            &secrecy::SecretString::from(r#"{"version":9,"keys":[]}"#.to_owned()),
+        )
+        .await
+        .unwrap();
+    let err = handle(step("testSecret", name.as_str()), &w.deps)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RotationError::SelfTest(_)), "{err}");
+}

@@ -1,24 +1,24 @@
 //! The local stack behind `make dev`: every handler of the bundle behind one HTTP server on
-//! loopback, with the embedded store and local secret files by default, or DynamoDB and Secrets
-//! Manager (`--aws`, honouring `AWS_ENDPOINT_URL`).
+//! loopback with the template's routes, calling the very handler functions the Lambdas run; the
+//! schedules on a short local interval; the embedded store and local secret files by default, or
+//! DynamoDB and Secrets Manager (`--aws`, honouring `AWS_ENDPOINT_URL`); an emulated JWT authorizer
+//! with a local identity provider; and the platform simulator on its own port.
 #![forbid(unsafe_code)]
+
+pub mod credentials;
+pub mod idp;
+mod routes;
+mod stack;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::Response;
-use axum::routing::get;
 use serde_json::json;
-use shared::clock::{SharedClock, SystemClock};
-use shared::error::{ApiError, ErrorType};
-use shared::http::Reply;
-use shared::secrets::SecretWriter;
-use shared::store::{RecordKey, RecordKind, RecordStore};
 use tokio::net::TcpListener;
+
+pub use stack::Stack;
 
 /// How the stack is started.
 #[derive(Debug, Clone)]
@@ -27,12 +27,16 @@ pub struct Options {
     pub host: String,
     /// Port of the API (0 picks a free one).
     pub port: u16,
-    /// Where the embedded store and local secrets live.
+    /// Where the embedded store, local secrets and dev credentials live.
     pub data_dir: PathBuf,
     /// Use DynamoDB and Secrets Manager instead of the embedded adapters.
     pub aws: bool,
     /// The table to use with `aws` (created when missing and `AWS_ENDPOINT_URL` is set).
     pub table_name: String,
+    /// The partner id the tokens carry and the simulator expects.
+    pub partner_id: String,
+    /// How often the scheduled functions (key rotation) fire.
+    pub schedule_interval: Duration,
 }
 
 /// Why the stack could not start.
@@ -52,6 +56,18 @@ pub enum StartError {
     /// The secrets could not be opened.
     #[error("cannot open the secrets: {0}")]
     Secrets(#[from] shared::secrets::SecretsError),
+    /// A handler's configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] shared::config::ConfigError),
+    /// The dev credentials could not be prepared.
+    #[error("dev credentials: {0}")]
+    Credentials(#[from] credentials::CredentialsError),
+    /// The first key set could not be created.
+    #[error("cannot create the signing key set: {0}")]
+    KeySet(#[from] key_rotation::RotationError),
+    /// The platform simulator could not start.
+    #[error("platform simulator: {0}")]
+    Simulator(#[from] platform_sim::SimError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -62,158 +78,90 @@ pub enum StartError {
     },
 }
 
-/// What the handlers share: the ports, built once.
-#[derive(Clone)]
-pub struct Stack {
-    /// Records (idempotency, issuances, callbacks, replay cache).
-    pub store: Arc<dyn RecordStore>,
-    /// Secrets (key set, API keys, webhook secrets).
-    pub secrets: Arc<dyn SecretWriter>,
-    /// The clock.
-    pub clock: SharedClock,
-    /// `embedded` or `aws`, for `/healthz`.
-    pub backend: &'static str,
-}
-
-impl Stack {
-    /// Builds the ports for `opts`.
-    pub async fn build(opts: &Options) -> Result<Self, StartError> {
-        let clock: SharedClock = Arc::new(SystemClock);
-        if opts.aws {
-            return Self::build_aws(opts, clock).await;
-        }
-        prepare_data_dir(&opts.data_dir)?;
-        let store = shared::store::embedded::EmbeddedStore::open(
-            opts.data_dir.join("records.sqlite3"),
-            clock.clone(),
-        )?;
-        let secrets = shared::secrets::file::FileSecrets::open(&opts.data_dir, clock.clone())?;
-        Ok(Self {
-            store: Arc::new(store),
-            secrets: Arc::new(secrets),
-            clock,
-            backend: "embedded",
-        })
-    }
-
-    async fn build_aws(opts: &Options, clock: SharedClock) -> Result<Self, StartError> {
-        let config = shared::aws::load().await;
-        let store = shared::store::dynamodb::DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            &opts.table_name,
-            clock.clone(),
-        );
-        if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
-            store.create_table_if_missing().await?;
-        }
-        let secrets = shared::secrets::aws::SecretsManagerStore::new(
-            aws_sdk_secretsmanager::Client::new(&config),
-        );
-        Ok(Self {
-            store: Arc::new(store),
-            secrets: Arc::new(secrets),
-            clock,
-            backend: "aws",
-        })
-    }
-}
-
-fn prepare_data_dir(dir: &std::path::Path) -> Result<(), StartError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| StartError::DataDir {
-            path: dir.to_path_buf(),
-            source,
-        })
-}
-
-async fn healthz(State(stack): State<Stack>) -> Response<Body> {
-    // A read of a key that never exists proves the store answers.
-    let probe = RecordKey::new(RecordKind::Test, "healthz");
-    let store_ok = match probe {
-        Ok(key) => stack.store.get(&key).await.is_ok(),
-        Err(_) => false,
-    };
-    let status = if store_ok { 200 } else { 503 };
-    to_axum(
-        Reply::json(
-            status,
-            &json!({"status": if store_ok {"ok"} else {"degraded"}, "backend": stack.backend}),
-        )
-        .build(),
-    )
-}
-
-async fn not_found() -> Response<Body> {
-    to_axum(Reply::error(&ApiError::new(ErrorType::NotFound, "no such route")).build())
-}
-
-/// Converts a Lambda HTTP response into the local server's response type.
-pub fn to_axum(response: lambda_http::Response<lambda_http::Body>) -> Response<Body> {
-    let (parts, body) = response.into_parts();
-    let body = match body {
-        lambda_http::Body::Empty => Body::empty(),
-        lambda_http::Body::Text(t) => Body::from(t),
-        lambda_http::Body::Binary(b) => Body::from(b),
-        _ => Body::empty(),
-    };
-    Response::from_parts(parts, body)
-}
-
-/// The router with every local route.
-pub fn router(stack: Stack) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .fallback(not_found)
-        .with_state(stack)
-}
-
-/// A started stack.
+/// A started stack. Dropping it stops the simulator and the schedules.
 pub struct Running {
     /// The API's address.
     pub api: SocketAddr,
+    /// The platform simulator's base URL.
+    pub platform: String,
+    /// The dev credentials file.
+    pub credentials: PathBuf,
     server: tokio::task::JoinHandle<()>,
+    schedules: tokio::task::JoinHandle<()>,
+    _simulator: platform_sim::SimHandle,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.schedules.abort();
+        self.server.abort();
+    }
 }
 
 impl Running {
-    /// The line printed when the stack is ready.
-    pub fn ready_line(&self) -> serde_json::Value {
-        json!({"event": "ready", "api": format!("http://{}", self.api)})
-    }
-
     /// The API's base URL.
     pub fn api_url(&self) -> String {
         format!("http://{}", self.api)
     }
 
+    /// The line printed when the stack is ready.
+    pub fn ready_line(&self) -> serde_json::Value {
+        json!({
+            "event": "ready",
+            "api": self.api_url(),
+            "platform": self.platform,
+            "jwks": format!("{}/.well-known/jwks.json", self.api_url()),
+            "credentials": self.credentials.display().to_string(),
+        })
+    }
+
     /// Waits until the server stops.
-    pub async fn wait(self) {
-        let _ = self.server.await;
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.server).await;
     }
 }
 
 /// Builds the stack and starts serving.
 pub async fn start(opts: &Options) -> Result<Running, StartError> {
-    let stack = Stack::build(opts).await?;
     let addr = format!("{}:{}", opts.host, opts.port);
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-    let api = listener.local_addr().map_err(|source| StartError::Bind {
+    let bind_err = |source| StartError::Bind {
         addr: addr.clone(),
         source,
-    })?;
-    let app = router(stack);
+    };
+    let listener = TcpListener::bind(&addr).await.map_err(bind_err)?;
+    let api = listener.local_addr().map_err(bind_err)?;
+    let api_url = format!("http://{api}");
+
+    let stack = Arc::new(Stack::build(opts, &api_url).await?);
+    let simulator = platform_sim::spawn(
+        platform_sim::SimConfig {
+            partner_id: opts.partner_id.clone(),
+            jwks_url: format!("{api_url}/.well-known/jwks.json"),
+            callback_url: Some(format!("{api_url}/v1/callbacks/cak")),
+            webhook_secrets: vec![stack.credentials.webhook_secret.clone()],
+            ..platform_sim::SimConfig::default()
+        },
+        SocketAddr::new(api.ip(), 0),
+    )
+    .await?;
+
+    let app = routes::router(Arc::clone(&stack));
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!(error = %e, "devstack server stopped");
         }
     });
-    Ok(Running { api, server })
+    let schedules = tokio::spawn(stack::run_schedules(
+        Arc::clone(&stack),
+        opts.schedule_interval,
+    ));
+    Ok(Running {
+        api,
+        platform: simulator.base_url(),
+        credentials: opts.data_dir.join(credentials::FILE_NAME),
+        server,
+        schedules,
+        _simulator: simulator,
+    })
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -15,7 +16,7 @@ struct Cli {
     /// Port of the API (0 picks a free one).
     #[arg(long, default_value_t = 3000)]
     port: u16,
-    /// Data directory for the embedded store and local secrets (gitignored).
+    /// Data directory for the embedded store, local secrets and dev credentials (gitignored).
     #[arg(long, default_value = ".devstack")]
     data_dir: PathBuf,
     /// Use DynamoDB and Secrets Manager (at AWS_ENDPOINT_URL, or real AWS) instead of local files.
@@ -24,6 +25,12 @@ struct Cli {
     /// The DynamoDB table to use with --aws.
     #[arg(long, env = "TABLE_NAME", default_value = "partner-bundle-local")]
     table_name: String,
+    /// The partner id tokens carry and the platform simulator expects.
+    #[arg(long, env = "PARTNER_ID", default_value = "partner-local")]
+    partner_id: String,
+    /// Seconds between runs of the scheduled functions (key rotation).
+    #[arg(long, default_value_t = 60)]
+    schedule_interval: u64,
 }
 
 #[tokio::main]
@@ -36,17 +43,25 @@ async fn main() {
         data_dir: cli.data_dir,
         aws: cli.aws,
         table_name: cli.table_name,
+        partner_id: cli.partner_id,
+        schedule_interval: Duration::from_secs(cli.schedule_interval.max(1)),
     };
-    let running = match devstack::start(&opts).await {
+    let mut running = match devstack::start(&opts).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("devstack: {e}");
             std::process::exit(1);
         }
     };
-    let ready = running.ready_line();
-    println!("{ready}");
-    eprintln!("try: curl -s {}/healthz", running.api_url());
+    println!("{}", running.ready_line());
+    let api = running.api_url();
+    eprintln!(
+        "try:\n  curl -s {api}/healthz\n  curl -s {api}/.well-known/jwks.json\n  \
+         TOKEN=$(curl -s -XPOST {api}/dev/login -d '{{\"sub\":\"alice\",\"email\":\"alice@example.com\",\"mfa\":true}}' | jq -r .idToken)\n  \
+         curl -s -XPOST {api}/v1/partner-tokens -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"scope\":\"issue\"}}'\n\
+         dev API key and webhook secret: {}",
+        running.credentials.display()
+    );
     tokio::select! {
         _ = running.wait() => {}
         _ = tokio::signal::ctrl_c() => {}

@@ -1,55 +1,32 @@
 //! The devstack binary as `make dev` runs it: it starts, prints one JSON ready line, answers
-//! `/healthz`, keeps its data across restarts, and refuses a corrupted data file clearly.
+//! `/healthz`, keeps its data private, and refuses a corrupted data file clearly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-struct Devstack {
-    child: Child,
-    ready: serde_json::Value,
-}
+use std::process::Command;
 
-impl Drop for Devstack {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data_dir: &std::path::Path) -> Devstack {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devstack"))
-        .args(["--port", "0", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("DEVSTACK_AWS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = loop {
-        let line = lines
-            .next()
-            .expect("devstack exited before it was ready")
-            .unwrap();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-            && v["event"] == "ready"
-        {
-            break v;
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Devstack { child, ready }
-}
+use common::start;
 
 #[tokio::test]
 async fn devstack_prints_a_ready_line_and_answers_healthz() {
     let dir = tempfile::tempdir().unwrap();
     let stack = start(dir.path());
-    let api = stack.ready["api"].as_str().unwrap().to_owned();
+    let api = stack.api();
     assert!(api.starts_with("http://127.0.0.1:"), "{api}");
+    assert_eq!(stack.ready["jwks"], format!("{api}/.well-known/jwks.json"));
+    assert!(
+        stack.ready["platform"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    assert!(
+        stack.ready["credentials"]
+            .as_str()
+            .unwrap()
+            .ends_with("dev-credentials.json")
+    );
 
     let r = reqwest::get(format!("{api}/healthz")).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -73,6 +50,8 @@ async fn devstack_keeps_its_data_directory_private() {
     let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
     assert!(data.join("records.sqlite3").exists());
+    let creds = std::fs::metadata(data.join("dev-credentials.json")).unwrap();
+    assert_eq!(creds.permissions().mode() & 0o777, 0o600);
 }
 
 #[test]
@@ -84,6 +63,7 @@ fn devstack_refuses_a_corrupted_store_file_and_names_it() {
         .args(["--port", "0", "--data-dir"])
         .arg(dir.path())
         .env_remove("DEVSTACK_AWS")
+        .env_remove("AWS_ENDPOINT_URL")
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -1,0 +1,209 @@
+//! The ports and every handler's dependencies, built once, the way each Lambda's `main` builds
+//! them, but over the devstack's adapters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jwks::{JwksConfig, JwksDeps};
+use key_rotation::{RotationConfig, RotationDeps};
+use serde_json::json;
+use shared::auth::{RequestVerifier, SecretApiKeys};
+use shared::clock::{SharedClock, SystemClock};
+use shared::config::{EnvReader, MapEnv};
+use shared::keys::{JwksCache, KeySetSource, KeySetStore, SecretKeySet};
+use shared::secrets::SecretWriter;
+use shared::store::RecordStore;
+use shared::telemetry::{MetricSink, Recorder};
+use token_mint::{MintConfig, MintDeps};
+
+use crate::credentials::{self, DevCredentials};
+use crate::idp::DevIdp;
+use crate::{Options, StartError};
+
+/// EMF documents go to the debug log locally instead of cluttering standard output.
+struct DebugLogSink;
+
+impl MetricSink for DebugLogSink {
+    fn write_line(&self, line: &str) {
+        tracing::debug!(target: "emf", emf = line, "metrics");
+    }
+}
+
+/// The handlers' shared world.
+pub struct Stack {
+    /// Records (replay cache today; idempotency, issuances, callbacks later).
+    pub store: Arc<dyn RecordStore>,
+    /// Secrets (key set, API keys).
+    pub secrets: Arc<dyn SecretWriter>,
+    /// `embedded` or `aws`, for `/healthz`.
+    pub backend: &'static str,
+    /// Token mint.
+    pub mint: MintDeps,
+    /// JWKS.
+    pub jwks: JwksDeps,
+    /// Key rotation.
+    pub rotation: RotationDeps,
+    /// The local identity provider behind the emulated authorizer.
+    pub idp: DevIdp,
+    /// The dev credentials.
+    pub credentials: DevCredentials,
+    /// The clock.
+    pub clock: SharedClock,
+}
+
+/// The environment the handlers are configured from: the process's, with local defaults for what
+/// it does not set (a short key-set cache so `opsctl` changes show quickly) and the partner id.
+fn handler_env(opts: &Options) -> MapEnv {
+    let mut vars: HashMap<String, String> = std::env::vars().collect();
+    vars.entry("KEY_SET_CACHE_SECONDS".into())
+        .or_insert_with(|| "5".into());
+    vars.insert("PARTNER_ID".into(), opts.partner_id.clone());
+    MapEnv(vars)
+}
+
+impl Stack {
+    /// Builds the ports and the handlers' dependencies for `opts`; `api_url` is where the stack
+    /// will answer.
+    pub async fn build(opts: &Options, api_url: &str) -> Result<Self, StartError> {
+        let clock: SharedClock = Arc::new(SystemClock);
+        let (store, secrets, backend) = ports(opts, clock.clone()).await?;
+        let env = handler_env(opts);
+        let reader = EnvReader::new(&env);
+        let mint_config = MintConfig::from_env(&reader)?;
+        let jwks_config = JwksConfig::from_env(&reader)?;
+        let rotation_config = RotationConfig::from_env(&reader)?;
+
+        let sink: Arc<dyn MetricSink> = Arc::new(DebugLogSink);
+        let recorder = |service: &str| {
+            Recorder::new(
+                shared::telemetry::DEFAULT_NAMESPACE,
+                service,
+                Arc::clone(&sink),
+                clock.clone(),
+            )
+        };
+        let key_name = mint_config.keys.secret_name.clone();
+        let keys: Arc<dyn KeySetSource> = Arc::new(SecretKeySet::new(
+            Arc::clone(&secrets),
+            key_name.clone(),
+            mint_config.keys.timings,
+            clock.clone(),
+        ));
+
+        let credentials = credentials::ensure(
+            &opts.data_dir,
+            secrets.as_ref(),
+            &mint_config.api_keys_secret,
+            clock.now(),
+        )
+        .await?;
+
+        let api_keys = SecretApiKeys::new(
+            Arc::clone(&secrets),
+            mint_config.api_keys_secret.clone(),
+            Duration::from_secs(5),
+            clock.clone(),
+        );
+        let server_auth = RequestVerifier::new(
+            Arc::new(api_keys),
+            Arc::clone(&store),
+            clock.clone(),
+            recorder("token-mint"),
+        );
+        let stack = Self {
+            mint: MintDeps {
+                config: mint_config,
+                keys: Arc::clone(&keys),
+                server_auth: Some(server_auth),
+                clock: clock.clone(),
+                recorder: recorder("token-mint"),
+            },
+            jwks: JwksDeps {
+                config: jwks_config,
+                keys: Arc::clone(&keys),
+                rendered: JwksCache::default(),
+                clock: clock.clone(),
+                recorder: recorder("jwks"),
+            },
+            rotation: RotationDeps {
+                store: KeySetStore::new(Arc::clone(&secrets), key_name),
+                config: rotation_config,
+                local_cache: Some(keys),
+                clock: clock.clone(),
+                recorder: recorder("key-rotation"),
+            },
+            idp: DevIdp::new(format!("{api_url}/dev")),
+            credentials,
+            store,
+            secrets,
+            backend,
+            clock,
+        };
+        // The first scheduled run: a fresh data directory gets its first signing key now.
+        key_rotation::handle(scheduled_event(), &stack.rotation).await?;
+        Ok(stack)
+    }
+}
+
+type Ports = (Arc<dyn RecordStore>, Arc<dyn SecretWriter>, &'static str);
+
+async fn ports(opts: &Options, clock: SharedClock) -> Result<Ports, StartError> {
+    if opts.aws {
+        let config = shared::aws::load().await;
+        let store = shared::store::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            &opts.table_name,
+            clock,
+        );
+        if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+            store.create_table_if_missing().await?;
+        }
+        let secrets = shared::secrets::aws::SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(&config),
+        );
+        return Ok((Arc::new(store), Arc::new(secrets), "aws"));
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&opts.data_dir)
+        .map_err(|source| StartError::DataDir {
+            path: opts.data_dir.clone(),
+            source,
+        })?;
+    let store = shared::store::embedded::EmbeddedStore::open(
+        opts.data_dir.join("records.sqlite3"),
+        clock.clone(),
+    )?;
+    let secrets = shared::secrets::file::FileSecrets::open(&opts.data_dir, clock)?;
+    Ok((Arc::new(store), Arc::new(secrets), "embedded"))
+}
+
+/// An EventBridge scheduled event, as the rule in the template delivers it.
+pub fn scheduled_event() -> serde_json::Value {
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": shared::clock::Clock::now(&SystemClock).to_rfc3339(),
+        "region": "local",
+        "resources": ["arn:aws:events:local:000000000000:rule/devstack-schedule"],
+        "detail": {}
+    })
+}
+
+/// Fires the scheduled functions every `interval`, as EventBridge would.
+pub async fn run_schedules(stack: Arc<Stack>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await; // the first tick is immediate; start-up already ran once
+    loop {
+        tick.tick().await;
+        if let Err(e) = key_rotation::handle(scheduled_event(), &stack.rotation).await {
+            tracing::error!(error = %e, "scheduled key rotation failed");
+        }
+    }
+}

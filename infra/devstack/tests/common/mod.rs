@@ -1,0 +1,62 @@
+//! Starting the devstack binary as `make dev` does, on a free port and a private data directory.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A running devstack; killed when dropped.
+pub struct Devstack {
+    child: Child,
+    /// The parsed ready line.
+    pub ready: serde_json::Value,
+}
+
+impl Drop for Devstack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Devstack {
+    /// The API's base URL.
+    pub fn api(&self) -> String {
+        self.ready["api"].as_str().unwrap().to_owned()
+    }
+
+    /// The dev credentials file, parsed.
+    pub fn credentials(&self) -> serde_json::Value {
+        let path = self.ready["credentials"].as_str().unwrap();
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+}
+
+/// Starts the devstack on 127.0.0.1:0 with `data_dir` and waits for its ready line.
+pub fn start(data_dir: &std::path::Path) -> Devstack {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devstack"))
+        .args(["--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("DEVSTACK_AWS")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = loop {
+        let line = lines
+            .next()
+            .expect("devstack exited before it was ready")
+            .unwrap();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["event"] == "ready"
+        {
+            break v;
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Devstack { child, ready }
+}

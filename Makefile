@@ -13,7 +13,7 @@ CARGO  ?= cargo
 # Extra flags for the devstack, e.g. `make dev ARGS="--port 3100"`.
 ARGS   ?=
 
-.PHONY: help dev test venv fmt lint template-lint unit clean
+.PHONY: help dev test venv fmt lint template-lint unit bench clean
 
 # Offline, dummy credentials, no telemetry: linting must never reach AWS.
 AWS_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
@@ -45,6 +45,10 @@ lint: ## Clippy on every target, warnings are errors
 template-lint: venv ## sam validate --lint and cfn-lint on template.yaml; any finding fails
 	$(AWS_OFFLINE) $(VENV)/bin/cfn-lint template.yaml
 	$(AWS_OFFLINE) $(VENV)/bin/sam validate --lint --template template.yaml
+
+bench: ## Print the performance figures (release build; never part of the tests)
+	@# The functions write their EMF lines to stdout as in Lambda; the figures go to stderr.
+	$(CARGO) bench -p token-mint -p jwks --bench warm >/dev/null
 
 unit: ## Only the fast tests that need no moto
 	$(CARGO) test --workspace --lib

@@ -1,0 +1,80 @@
+//! `make bench`: warm JWKS cost in process (the budget is 10 µs) and secret reads while warm.
+//! A plain harness: it prints figures and asserts nothing about time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use jwks::{JwksConfig, JwksDeps, handle};
+use lambda_http::http::Method;
+use shared::apigw::ApiGatewayRequest;
+use shared::clock::{SharedClock, SystemClock};
+use shared::config::{EnvReader, MapEnv};
+use shared::keys::policy::{plan, rotate};
+use shared::keys::{JwksCache, KeySetStore, SecretKeySet};
+use shared::secrets::file::FileSecrets;
+use shared::secrets::{CountingSource, SecretWriter};
+use shared::telemetry::{MemorySink, Recorder};
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock: SharedClock = Arc::new(SystemClock);
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileSecrets::open(dir.path(), clock.clone()).unwrap();
+        let config = JwksConfig::from_env(&EnvReader::new(&MapEnv::default())).unwrap();
+        let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
+        let store = KeySetStore::new(writer, config.keys.secret_name.clone());
+        let loaded = store.load().await.unwrap();
+        let (set, _) = plan(&loaded.set, clock.now(), &config.keys.policy).unwrap();
+        let (set, _) = rotate(&set, clock.now(), &config.keys.policy, false);
+        store.save(&loaded, &set).await.unwrap();
+        let reads = CountingSource::new(files);
+        let keys = SecretKeySet::new(
+            reads.clone(),
+            config.keys.secret_name.clone(),
+            config.keys.timings,
+            clock.clone(),
+        );
+        let deps = JwksDeps {
+            config,
+            keys: Arc::new(keys),
+            rendered: JwksCache::default(),
+            recorder: Recorder::new(
+                "Bench",
+                "jwks",
+                Arc::new(MemorySink::default()),
+                clock.clone(),
+            ),
+            clock,
+        };
+        let request = ApiGatewayRequest::new(Method::GET, "/.well-known/jwks.json");
+        let first = handle(request.clone().build(), &deps).await;
+        let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+        let conditional = request.clone().header("if-none-match", &etag);
+        let n = 20_000u32;
+        let reads_before = reads.calls();
+        for (label, req) in [
+            ("200 with body", &request),
+            ("304 on If-None-Match", &conditional),
+        ] {
+            let built: Vec<_> = (0..n).map(|_| req.clone().build()).collect();
+            let start = Instant::now();
+            for r in built {
+                std::hint::black_box(handle(r, &deps).await);
+            }
+            let per = start.elapsed() / n;
+            eprintln!(
+                "jwks warm, {label}: {:.2} µs per request (handler only) over {n} calls",
+                per.as_secs_f64() * 1e6
+            );
+        }
+        eprintln!(
+            "jwks secret reads while warm: {}",
+            reads.calls() - reads_before
+        );
+    });
+}

@@ -9,8 +9,8 @@
 //!   pending document's newest key, `finishSecret` makes it `AWSCURRENT`. `setSecret` has nothing
 //!   to do: the JWKS reads the key set itself.
 //!
-//! Run it with a concurrency of one (the template reserves it): two rotations of the same key set
-//! at once would race.
+//! Concurrent runs are safe: every scheduled write is a compare-and-swap on the secret, and
+//! `finishSecret` refuses to promote a pending document derived from an older key set.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -83,6 +83,17 @@ pub enum RotationError {
     /// The pending key set failed its self-test.
     #[error("the pending key set failed its self-test: {0}")]
     SelfTest(String),
+    /// The key set changed between `createSecret` and `finishSecret`; promoting the pending
+    /// document would undo that change. The next rotation starts from the new document.
+    #[error(
+        "the key set changed during this rotation (pending version {pending}, current {current}); not promoted"
+    )]
+    Stale {
+        /// The pending document's version.
+        pending: u64,
+        /// The current document's version.
+        current: u64,
+    },
 }
 
 impl From<RotationError> for lambda_runtime::Diagnostic {
@@ -93,6 +104,7 @@ impl From<RotationError> for lambda_runtime::Diagnostic {
             RotationError::ForeignSecret => "ForeignSecret",
             RotationError::UnknownEvent(_) => "UnknownEvent",
             RotationError::SelfTest(_) => "SelfTestFailed",
+            RotationError::Stale { .. } => "StaleRotation",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
@@ -202,6 +214,20 @@ async fn native_step(step: &RotationStep, deps: &RotationDeps) -> Result<Value, 
             Ok(json!({"step": "testSecret", "tested": newest}))
         }
         "finishSecret" => {
+            let loaded = deps.store.load().await?;
+            if loaded.version.as_ref() != Some(&token) {
+                // Promote only a document derived from the current one, or a scheduled run or an
+                // operator's change made since createSecret would be silently undone.
+                let pending = secrets.get_version(&name, &token).await?;
+                let pending =
+                    KeySet::parse(pending.value.expose_secret()).map_err(KeySourceError::from)?;
+                if pending.version != loaded.set.version + 1 {
+                    return Err(RotationError::Stale {
+                        pending: pending.version,
+                        current: loaded.set.version,
+                    });
+                }
+            }
             secrets.promote(&name, &token).await?;
             if let Some(cache) = &deps.local_cache {
                 cache.invalidate();

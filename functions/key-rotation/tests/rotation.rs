@@ -189,3 +189,25 @@ async fn test_secret_fails_when_the_pending_document_is_not_a_usable_key_set() {
         .unwrap_err();
     assert!(matches!(err, RotationError::SelfTest(_)), "{err}");
 }
+
+#[tokio::test]
+async fn finish_secret_refuses_to_undo_a_change_made_during_the_rotation() {
+    let w = world();
+    handle(scheduled(), &w.deps).await.unwrap();
+    let name = w.deps.config.keys.secret_name.as_str().to_owned();
+    handle(step("createSecret", &name), &w.deps).await.unwrap();
+    // A scheduled run lands between createSecret and finishSecret.
+    w.clock.advance(Duration::from_secs(86_400));
+    let out = handle(scheduled(), &w.deps).await.unwrap();
+    assert_eq!(out["action"], "rotated");
+    let during = current_set(&w).await;
+    let err = handle(step("finishSecret", &name), &w.deps)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RotationError::Stale { .. }), "{err}");
+    assert_eq!(
+        current_set(&w).await,
+        during,
+        "the change made during the rotation stands"
+    );
+}

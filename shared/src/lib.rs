@@ -18,6 +18,7 @@ pub mod ecies;
 pub mod error;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod idempotency;
 pub mod keys;
 pub mod redact;
 pub mod secrets;

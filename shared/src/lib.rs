@@ -20,6 +20,8 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod keys;
+#[cfg(feature = "programs")]
+pub mod programs;
 pub mod redact;
 pub mod secrets;
 pub mod store;

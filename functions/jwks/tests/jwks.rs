@@ -146,3 +146,21 @@ async fn other_methods_are_refused() {
     .await;
     assert_eq!(r.status(), 405);
 }
+
+fn event(name: &str) -> lambda_http::Request {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_sample_events_get_the_answers_they_are_named_for() {
+    let w = world().await;
+    assert_eq!(handle(event("jwks.json"), &w.deps).await.status(), 200);
+    // The sample's If-None-Match is a placeholder: it does not match, so the document comes.
+    assert_eq!(
+        handle(event("jwks-if-none-match.json"), &w.deps)
+            .await
+            .status(),
+        200
+    );
+}

@@ -211,3 +211,25 @@ async fn finish_secret_refuses_to_undo_a_change_made_during_the_rotation() {
         "the change made during the rotation stands"
     );
 }
+
+fn event(name: &str) -> serde_json::Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_sample_events_run_a_scheduled_rotation_and_all_four_steps() {
+    let w = world();
+    assert_eq!(
+        handle(event("key-rotation-scheduled.json"), &w.deps)
+            .await
+            .unwrap()["action"],
+        "rotated"
+    );
+    for step in ["create", "set", "test", "finish"] {
+        handle(event(&format!("key-rotation-{step}-secret.json")), &w.deps)
+            .await
+            .unwrap();
+    }
+    assert_eq!(current_set(&w).await.keys.len(), 2);
+}

@@ -442,3 +442,19 @@ async fn a_server_request_signed_with_the_wrong_secret_is_refused() {
     assert_eq!(r.status(), 401);
     assert_eq!(body_json(&r)["errorType"], "signature_mismatch");
 }
+
+fn event(name: &str) -> lambda_http::Request {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_sample_events_get_the_answers_they_are_named_for() {
+    let w = world(false).await;
+    let r = handle(event("token-mint.json"), &w.deps).await;
+    assert_eq!(r.status(), 200, "{:?}", r.body());
+    assert!(body_json(&r)["token"].is_string());
+    let r = handle(event("token-mint-no-mfa.json"), &w.deps).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(body_json(&r)["errorType"], "mfa_required");
+}

@@ -75,3 +75,26 @@ fn devstack_refuses_a_corrupted_store_file_and_names_it() {
         "the corrupted file is left as it was"
     );
 }
+
+#[tokio::test]
+async fn devstack_runs_on_dynamodb_and_secrets_manager_with_aws() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = common::start_on_moto(dir.path());
+    let api = stack.api();
+    let body: serde_json::Value = reqwest::get(format!("{api}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["backend"], "aws");
+    // The key set was created in Secrets Manager at start: the JWKS lists a key.
+    let jwks: serde_json::Value = reqwest::get(format!("{api}/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+}

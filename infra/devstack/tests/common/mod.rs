@@ -33,11 +33,37 @@ impl Devstack {
 
 /// Starts the devstack on 127.0.0.1:0 with `data_dir` and waits for its ready line.
 pub fn start(data_dir: &std::path::Path) -> Devstack {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devstack"))
-        .args(["--port", "0", "--data-dir"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devstack"));
+    cmd.args(["--port", "0", "--data-dir"])
         .arg(data_dir)
         .env_remove("DEVSTACK_AWS")
-        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL");
+    spawn(cmd)
+}
+
+/// Starts the devstack with `--aws` against the moto server `make test` runs, on a fresh table and
+/// fresh secret names. Fails loudly when moto is not there.
+pub fn start_on_moto(data_dir: &std::path::Path) -> Devstack {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "AWS_ENDPOINT_URL must point at moto (run the suites with `make test`), got {endpoint:?}"
+    );
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devstack"));
+    cmd.args(["--port", "0", "--aws", "--data-dir"])
+        .arg(data_dir)
+        .args(["--table-name", &format!("devstack-{run}")])
+        .env(
+            "KEY_SET_SECRET_NAME",
+            format!("devstack-{run}/signing-keys"),
+        )
+        .env("API_KEYS_SECRET_NAME", format!("devstack-{run}/api-keys"));
+    spawn(cmd)
+}
+
+fn spawn(mut cmd: Command) -> Devstack {
+    let mut child = cmd
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -237,3 +237,17 @@ async fn the_callback_url_can_be_given_per_authorization() {
     wait_status(&env, "DELIVERED").await;
     assert_eq!(receiver.received().len(), 1);
 }
+
+#[test]
+fn the_signature_matches_the_standard_webhooks_reference_example() {
+    // The published example of the Standard Webhooks specification (a public test vector).
+    let secret =
+        platform_sim::decode_webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let sig = platform_sim::sign(
+        &[secret],
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        1_614_265_330,
+        br#"{"test": 2432232314}"#,
+    );
+    assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}

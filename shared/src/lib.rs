@@ -20,6 +20,7 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod keys;
+pub mod pii;
 #[cfg(feature = "programs")]
 pub mod programs;
 pub mod redact;

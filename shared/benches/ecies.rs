@@ -1,0 +1,64 @@
+//! `make bench`: ECIES throughput on a 5 MB message, both curves (DESIGN §12: P-256 ≥ 300 MB/s on
+//! 5 MB). A plain harness: it prints figures (to stderr, like the other benches) and asserts
+//! nothing about time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use rand_core::{OsRng, RngCore};
+use shared::ecies::{self, Curve, SecretKey};
+
+/// 5 MB (decimal), the size of the budget.
+const MESSAGE_LEN: usize = 5_000_000;
+const WARM_UP: usize = 2;
+const RUNS: usize = 15;
+
+fn megabytes_per_second(elapsed: Duration) -> f64 {
+    MESSAGE_LEN as f64 / 1e6 / elapsed.as_secs_f64()
+}
+
+/// Median and best of `RUNS` timed calls, after `WARM_UP` untimed ones.
+fn measure(mut f: impl FnMut()) -> (Duration, Duration) {
+    for _ in 0..WARM_UP {
+        f();
+    }
+    let mut times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    (times[RUNS / 2], times[0])
+}
+
+fn main() {
+    let mut message = vec![0u8; MESSAGE_LEN];
+    OsRng.fill_bytes(&mut message);
+    for curve in [Curve::Secp256r1, Curve::Secp256k1] {
+        let secret = SecretKey::generate(curve);
+        let public = secret.public_key();
+        let (median, best) = measure(|| {
+            std::hint::black_box(ecies::encrypt(&public, std::hint::black_box(&message)).unwrap());
+        });
+        eprintln!(
+            "ecies {curve} encrypt 5 MB: {:.0} MB/s median ({:.2} ms), {:.0} MB/s best, over {RUNS} runs",
+            megabytes_per_second(median),
+            median.as_secs_f64() * 1e3,
+            megabytes_per_second(best),
+        );
+        let ciphertext = ecies::encrypt(&public, &message).unwrap();
+        let (median, best) = measure(|| {
+            std::hint::black_box(
+                ecies::decrypt(&secret, std::hint::black_box(&ciphertext)).unwrap(),
+            );
+        });
+        eprintln!(
+            "ecies {curve} decrypt 5 MB: {:.0} MB/s median ({:.2} ms), {:.0} MB/s best, over {RUNS} runs",
+            megabytes_per_second(median),
+            median.as_secs_f64() * 1e3,
+            megabytes_per_second(best),
+        );
+    }
+}

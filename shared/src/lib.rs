@@ -21,6 +21,8 @@ pub mod http;
 pub mod idempotency;
 pub mod keys;
 pub mod pii;
+#[cfg(feature = "platform")]
+pub mod platform;
 #[cfg(feature = "programs")]
 pub mod programs;
 pub mod redact;

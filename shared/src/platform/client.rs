@@ -1,0 +1,659 @@
+//! The HTTP client: one `reqwest::Client`, the retry loop and the answer mapping.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand_core::{OsRng, RngCore};
+use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{RequestBuilder, Url};
+
+use super::config::PlatformConfig;
+use super::deadline::Deadline;
+use super::error::PlatformError;
+use super::tokens::PartnerTokens;
+use super::types::{
+    ErrorWire, IssueOnBehalf, Issued, IssuedWire, StatusWire, StorageId, UploadWire, VcState,
+    VcStatus,
+};
+use crate::ecies::Curve;
+use crate::telemetry::{Recorder, Unit};
+
+/// The header carrying our Partner JWT.
+pub const PARTNER_AUTH_HEADER: &str = "x-partner-auth";
+/// The header carrying the platform's request id, logged with every error.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Metric: 401/403 answers from the platform, by `status`.
+pub const AUTH_FAILURES_METRIC: &str = "PlatformAuthFailures";
+/// Metric: failed platform attempts, by `status` (HTTP status, `timeout`, `connect`, `network`).
+pub const UPSTREAM_ERRORS_METRIC: &str = "UpstreamErrors";
+
+/// No attempt starts with less time than this left before the deadline, and no wait is started
+/// that would leave less than this for the attempt after it.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(20);
+/// Largest success body read (the platform's answers are a few hundred bytes).
+const MAX_SUCCESS_BODY: usize = 1024 * 1024;
+/// Largest error body read; the rest is dropped.
+const MAX_ERROR_BODY: usize = 16 * 1024;
+/// Longest platform message kept in an error or a log line.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// The outbound client of the credential platform (DESIGN §6).
+///
+/// Build it once per process: it holds one connection pool. Every call takes the caller's
+/// [`Deadline`]; attempts are capped to the time left and retries stop before it.
+pub struct PlatformClient {
+    http: reqwest::Client,
+    config: PlatformConfig,
+    tokens: Arc<dyn PartnerTokens>,
+    recorder: Recorder,
+}
+
+impl std::fmt::Debug for PlatformClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformClient")
+            .field("base_url", &self.config.base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Issue,
+    Status,
+    Upload,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Issue => "issue_on_behalf",
+            Self::Status => "status",
+            Self::Upload => "upload_ciphertext",
+        }
+    }
+}
+
+/// One attempt's answer.
+struct Answer {
+    status: u16,
+    request_id: Option<String>,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+}
+
+/// One attempt that got no answer: what to count it as and how to describe it.
+struct Failure {
+    metric: &'static str,
+    detail: String,
+}
+
+impl PlatformClient {
+    /// A client for `config`, with `tokens` for the `x-partner-auth` header and `recorder` for
+    /// the error metrics. TLS is rustls with certificate verification always on (the platform
+    /// verifier of the OS roots); plain HTTP only to loopback in local mode; redirects are not
+    /// followed (a redirect would carry our token elsewhere).
+    pub fn new(
+        config: PlatformConfig,
+        tokens: Arc<dyn PartnerTokens>,
+        recorder: Recorder,
+    ) -> Result<Self, PlatformError> {
+        config
+            .validate()
+            .map_err(|e| PlatformError::Config(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .https_only(!config.local_mode)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("partner-bundle/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PlatformError::Config(format!("could not build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            config,
+            tokens,
+            recorder,
+        })
+    }
+
+    /// The settings it was built with.
+    pub fn config(&self) -> &PlatformConfig {
+        &self.config
+    }
+
+    /// `POST /credentials/issue-on-behalf` for the user `email` (carried in the token).
+    pub async fn issue_on_behalf(
+        &self,
+        email: &str,
+        req: &IssueOnBehalf,
+        deadline: Deadline,
+    ) -> Result<Issued, PlatformError> {
+        let url = self.endpoint("/credentials/issue-on-behalf", None);
+        let body = serde_json::to_vec(req)
+            .map_err(|e| PlatformError::Protocol(format!("could not encode the request: {e}")))?;
+        let build = |http: &reqwest::Client| {
+            http.post(url.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        };
+        self.call(Op::Issue, Some(email), deadline, build, parse_issued)
+            .await
+    }
+
+    /// `GET /credentials/status?coreClaimHash=…`, with a token that names no user.
+    pub async fn status(
+        &self,
+        core_claim_hash: &str,
+        deadline: Deadline,
+    ) -> Result<VcStatus, PlatformError> {
+        let url = self.endpoint("/credentials/status", Some(core_claim_hash));
+        let build = |http: &reqwest::Client| http.get(url.clone());
+        self.call(Op::Status, None, deadline, build, parse_status)
+            .await
+    }
+
+    /// `POST /dstorage/ciphertexts?coreClaimHash=…` with the raw ciphertext as
+    /// `application/octet-stream` (no base64 inflation: a 5 MB ciphertext stays 5 MB).
+    pub async fn upload_ciphertext(
+        &self,
+        email: &str,
+        core_claim_hash: &str,
+        ciphertext: &[u8],
+        deadline: Deadline,
+    ) -> Result<StorageId, PlatformError> {
+        let url = self.endpoint("/dstorage/ciphertexts", Some(core_claim_hash));
+        let build = |http: &reqwest::Client| {
+            http.post(url.clone())
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(ciphertext.to_vec())
+        };
+        self.call(Op::Upload, Some(email), deadline, build, parse_upload)
+            .await
+    }
+
+    /// `base_url` + `path` (keeping the base's own path), with `?coreClaimHash=` when given.
+    fn endpoint(&self, path: &str, core_claim_hash: Option<&str>) -> Url {
+        let mut url = self.config.base_url.clone();
+        let joined = format!("{}{path}", url.path().trim_end_matches('/'));
+        url.set_path(&joined);
+        if let Some(hash) = core_claim_hash {
+            url.query_pairs_mut().append_pair("coreClaimHash", hash);
+        }
+        url
+    }
+
+    /// The retry loop shared by every call.
+    async fn call<T, B>(
+        &self,
+        op: Op,
+        email: Option<&str>,
+        deadline: Deadline,
+        build: B,
+        parse: fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, PlatformError>
+    where
+        B: Fn(&reqwest::Client) -> RequestBuilder + Sync,
+    {
+        let operation = op.name();
+        let mut attempts: u32 = 0;
+        let mut refreshed = false;
+        let mut last = String::from("no time left before the deadline");
+        loop {
+            let remaining = deadline.remaining();
+            if remaining < MIN_ATTEMPT_TIME {
+                return Err(self.give_up(op, attempts, last));
+            }
+            let token = match self.tokens.token(email).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(operation, error = %e, "could not mint the outbound Partner JWT");
+                    return Err(e);
+                }
+            };
+            let mut auth = HeaderValue::from_str(token.expose()).map_err(|_| {
+                PlatformError::Token("the minted token is not a valid header value".to_owned())
+            })?;
+            auth.set_sensitive(true);
+            let per_attempt = self.config.request_timeout.min(remaining);
+            let request = build(&self.http)
+                .header(PARTNER_AUTH_HEADER, auth)
+                .timeout(per_attempt);
+            attempts += 1;
+            let attempt = attempts;
+            let max_total = self.config.max_attempts + u32::from(refreshed);
+            let clean = |text: &str| scrub(text, email, token.expose());
+
+            let answer = match tokio::time::timeout(per_attempt, send(request)).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(SendError::Fatal(detail))) => {
+                    tracing::error!(operation, attempt, error = %detail, "platform request could not be built");
+                    return Err(PlatformError::Config(detail));
+                }
+                Ok(Err(SendError::Transient(failure))) => {
+                    self.failed_attempt(op, attempt, failure.metric, None, &failure.detail);
+                    last = failure.detail;
+                    self.back_off(op, attempt, max_total, &last, deadline)
+                        .await?;
+                    continue;
+                }
+                Err(_) => {
+                    let detail = format!("timed out after {} ms", per_attempt.as_millis());
+                    self.failed_attempt(op, attempt, "timeout", None, &detail);
+                    last = detail;
+                    self.back_off(op, attempt, max_total, &last, deadline)
+                        .await?;
+                    continue;
+                }
+            };
+
+            let Answer {
+                status,
+                request_id,
+                retry_after,
+                body,
+            } = answer;
+            let rid = request_id.as_deref().unwrap_or("-");
+            if (200..300).contains(&status) {
+                return match parse(&body) {
+                    Ok(v) => {
+                        tracing::debug!(
+                            operation,
+                            attempts,
+                            status = %status,
+                            request_id = rid,
+                            "platform call succeeded"
+                        );
+                        Ok(v)
+                    }
+                    Err(problem) => {
+                        let problem = clean(&problem);
+                        tracing::error!(operation, attempt, status = %status, request_id = rid, error = %problem,
+                            "platform answer could not be parsed");
+                        self.count(UPSTREAM_ERRORS_METRIC, "unparsable");
+                        Err(PlatformError::Protocol(problem))
+                    }
+                };
+            }
+
+            let wire: ErrorWire = serde_json::from_slice(&body).unwrap_or_default();
+            let message = clean(wire.message.as_deref().unwrap_or(""));
+            match status {
+                401 | 403 => {
+                    self.count(AUTH_FAILURES_METRIC, &status.to_string());
+                    self.failed_attempt(
+                        op,
+                        attempt,
+                        &status.to_string(),
+                        request_id.as_deref(),
+                        &message,
+                    );
+                    if status == 401 && !refreshed {
+                        // Our cached token may be stale (its key rotated away): once, afresh.
+                        self.tokens.forget(email);
+                        refreshed = true;
+                        last = format!("HTTP {status}");
+                        continue;
+                    }
+                    return Err(PlatformError::Unauthorized { status, request_id });
+                }
+                404 => {
+                    tracing::info!(operation, attempt, status = %status, request_id = rid, error = %message,
+                        "platform answered not found");
+                    return Err(PlatformError::NotFound { message });
+                }
+                409 => {
+                    if let Some(core_claim_hash) = wire.core_claim_hash {
+                        tracing::info!(
+                            operation,
+                            attempt,
+                            status = %status,
+                            request_id = rid,
+                            core_claim_hash = core_claim_hash.as_str(),
+                            "platform answered duplicate"
+                        );
+                        return Err(PlatformError::Duplicate { core_claim_hash });
+                    }
+                    self.failed_attempt(op, attempt, "409", request_id.as_deref(), &message);
+                    return Err(PlatformError::Rejected {
+                        status,
+                        message,
+                        request_id,
+                    });
+                }
+                429 => {
+                    self.failed_attempt(op, attempt, "429", request_id.as_deref(), &message);
+                    let wait = match retry_after {
+                        Some(wait) => wait,
+                        None => self.backoff_delay(attempt),
+                    };
+                    if attempt >= max_total || wait + MIN_ATTEMPT_TIME > deadline.remaining() {
+                        tracing::warn!(
+                            operation,
+                            attempts,
+                            request_id = rid,
+                            retry_after_ms = retry_after
+                                .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+                            "rate limited by the platform; giving up (no attempt or time left for its Retry-After)"
+                        );
+                        return Err(PlatformError::RateLimited { retry_after });
+                    }
+                    last = "HTTP 429".to_owned();
+                    tokio::time::sleep(wait).await;
+                }
+                500..=599 => {
+                    self.failed_attempt(
+                        op,
+                        attempt,
+                        &status.to_string(),
+                        request_id.as_deref(),
+                        &message,
+                    );
+                    last = match &request_id {
+                        Some(id) => format!("HTTP {status} (request id {id})"),
+                        None => format!("HTTP {status}"),
+                    };
+                    self.back_off(op, attempt, max_total, &last, deadline)
+                        .await?;
+                }
+                _ => {
+                    self.failed_attempt(
+                        op,
+                        attempt,
+                        &status.to_string(),
+                        request_id.as_deref(),
+                        &message,
+                    );
+                    return Err(PlatformError::Rejected {
+                        status,
+                        message,
+                        request_id,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits before the next attempt, or gives up when attempts or time are exhausted.
+    async fn back_off(
+        &self,
+        op: Op,
+        attempt: u32,
+        max_total: u32,
+        last: &str,
+        deadline: Deadline,
+    ) -> Result<(), PlatformError> {
+        if attempt >= max_total {
+            return Err(self.give_up(op, attempt, last.to_owned()));
+        }
+        let wait = self.backoff_delay(attempt);
+        if wait + MIN_ATTEMPT_TIME > deadline.remaining() {
+            return Err(self.give_up(
+                op,
+                attempt,
+                format!("{last}; no time left for another attempt"),
+            ));
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// Full jitter: uniform in `[0, min(max_backoff, base_backoff · 2^(attempt-1))]`.
+    fn backoff_delay(&self, attempt: u32) -> Duration {
+        let cap = backoff_cap(
+            self.config.base_backoff,
+            self.config.max_backoff,
+            attempt.saturating_sub(1),
+        );
+        let cap_nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
+        if cap_nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(OsRng.next_u64() % cap_nanos.saturating_add(1))
+    }
+
+    fn give_up(&self, op: Op, attempts: u32, last: String) -> PlatformError {
+        tracing::warn!(
+            operation = op.name(),
+            attempts,
+            error = %last,
+            "platform unavailable; giving up"
+        );
+        PlatformError::Unavailable { attempts, last }
+    }
+
+    fn failed_attempt(
+        &self,
+        op: Op,
+        attempt: u32,
+        status: &str,
+        request_id: Option<&str>,
+        message: &str,
+    ) {
+        tracing::warn!(
+            operation = op.name(),
+            attempt,
+            status,
+            request_id = request_id.unwrap_or("-"),
+            error = message,
+            "platform call failed"
+        );
+        self.count(UPSTREAM_ERRORS_METRIC, status);
+    }
+
+    fn count(&self, metric: &str, status: &str) {
+        self.recorder
+            .emit(metric, Unit::Count, 1.0, &[("status", status)]);
+    }
+}
+
+/// `min(max, base · 2^n)`, saturating.
+fn backoff_cap(base: Duration, max: Duration, n: u32) -> Duration {
+    let factor = 2u32.checked_pow(n).unwrap_or(u32::MAX);
+    base.checked_mul(factor).unwrap_or(max).min(max)
+}
+
+enum SendError {
+    /// Worth another attempt: timeouts, connection and transport errors.
+    Transient(Failure),
+    /// Our own request is malformed.
+    Fatal(String),
+}
+
+async fn send(request: RequestBuilder) -> Result<Answer, SendError> {
+    let response = request.send().await.map_err(classify)?;
+    let status = response.status().as_u16();
+    let headers = response.headers();
+    let request_id = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.chars()
+                .filter(char::is_ascii_graphic)
+                .take(128)
+                .collect::<String>()
+        })
+        .filter(|v| !v.is_empty());
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let limit = if (200..300).contains(&status) {
+        MAX_SUCCESS_BODY
+    } else {
+        MAX_ERROR_BODY
+    };
+    let body = read_limited(response, limit).await.map_err(classify)?;
+    Ok(Answer {
+        status,
+        request_id,
+        retry_after,
+        body,
+    })
+}
+
+fn classify(e: reqwest::Error) -> SendError {
+    if e.is_builder() {
+        return SendError::Fatal(describe(&e.without_url()));
+    }
+    let metric = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "network"
+    };
+    SendError::Transient(Failure {
+        metric,
+        detail: describe(&e.without_url()),
+    })
+}
+
+/// The error and its causes on one line.
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// `Retry-After` in delay-seconds (the form the platform uses); an HTTP date is not honoured.
+fn parse_retry_after(text: &str) -> Option<Duration> {
+    text.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The platform's text with the user's e-mail and our token removed, cut to a sane length.
+fn scrub(text: &str, email: Option<&str>, token: &str) -> String {
+    let mut out = text.replace(token, "[REDACTED]");
+    if let Some(email) = email.filter(|e| !e.is_empty()) {
+        out = out.replace(email, "[REDACTED]");
+        let lower = email.to_ascii_lowercase();
+        if lower != email {
+            out = out.replace(&lower, "[REDACTED]");
+        }
+    }
+    if out.chars().count() > MAX_MESSAGE_CHARS {
+        out = out.chars().take(MAX_MESSAGE_CHARS).collect();
+        out.push('…');
+    }
+    out.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn parse_issued(body: &[u8]) -> Result<Issued, String> {
+    let wire: IssuedWire = serde_json::from_slice(body)
+        .map_err(|e| format!("issue-on-behalf answer is not the expected JSON: {e}"))?;
+    let cak_curve = match wire.cak_curve.as_deref() {
+        None => None,
+        Some(name) => Some(
+            name.parse::<Curve>()
+                .map_err(|_| format!("unknown cakCurve {name:?}"))?,
+        ),
+    };
+    Ok(Issued {
+        core_claim_hash: wire.core_claim_hash,
+        credential_id: wire.credential_id,
+        user_uuid: wire.user_uuid,
+        cak_public_key: wire.cak_public_key,
+        cak_curve,
+    })
+}
+
+fn parse_status(body: &[u8]) -> Result<VcStatus, String> {
+    let wire: StatusWire = serde_json::from_slice(body)
+        .map_err(|e| format!("status answer is not the expected JSON: {e}"))?;
+    Ok(VcStatus {
+        core_claim_hash: wire.core_claim_hash,
+        vc_status: VcState::parse(&wire.vc_status),
+        issuance_date: wire.issuance_date,
+        vc_id: wire.vc_id,
+    })
+}
+
+fn parse_upload(body: &[u8]) -> Result<StorageId, String> {
+    let wire: UploadWire = serde_json::from_slice(body)
+        .map_err(|e| format!("upload answer is not the expected JSON: {e}"))?;
+    wire.storage_id
+        .or(wire.id)
+        .filter(|id| !id.is_empty())
+        .map(StorageId)
+        .ok_or_else(|| "upload answer has no storageId".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_cap_doubles_up_to_the_maximum() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_millis(1000);
+        assert_eq!(backoff_cap(base, max, 0), Duration::from_millis(100));
+        assert_eq!(backoff_cap(base, max, 1), Duration::from_millis(200));
+        assert_eq!(backoff_cap(base, max, 3), Duration::from_millis(800));
+        assert_eq!(backoff_cap(base, max, 4), max);
+        assert_eq!(backoff_cap(base, max, 200), max);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("0"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn scrubbing_removes_the_email_and_the_token_and_bounds_the_length() {
+        let text = "user Dana@Example.com / dana@example.com with eyJtoken refused";
+        let out = scrub(text, Some("Dana@Example.com"), "eyJtoken");
+        assert!(!out.contains("Dana@Example.com"), "{out}");
+        assert!(!out.contains("dana@example.com"), "{out}");
+        assert!(!out.contains("eyJtoken"), "{out}");
+        let long = "x".repeat(5000);
+        assert!(scrub(&long, None, "t").chars().count() <= MAX_MESSAGE_CHARS + 1);
+        assert_eq!(scrub("a\nb", None, "t"), "a b");
+    }
+
+    #[test]
+    fn answers_are_parsed_and_bad_ones_refused() {
+        let issued = parse_issued(
+            br#"{"coreClaimHash":"0x1","credentialId":"p","userUuid":"u","cakPublicKey":"04ab","cakCurve":"secp256k1"}"#,
+        )
+        .unwrap();
+        assert_eq!(issued.cak_curve, Some(Curve::Secp256k1));
+        assert!(parse_issued(br#"{"coreClaimHash":"0x1"}"#).is_err());
+        assert!(parse_issued(br#"{"coreClaimHash":"0x1","credentialId":"p","userUuid":"u","cakCurve":"ed25519"}"#).is_err());
+        let status = parse_status(
+            br#"{"coreClaimHash":"0x1","vcStatus":"ONCHAIN","issuanceDate":"2026-01-01T00:00:00Z","vcId":"urn:x"}"#,
+        )
+        .unwrap();
+        assert_eq!(status.vc_status, VcState::Onchain);
+        assert_eq!(
+            parse_upload(br#"{"id":"a","storageId":"s"}"#).unwrap(),
+            StorageId("s".into())
+        );
+        assert!(parse_upload(b"{}").is_err());
+        assert!(parse_upload(b"<html>").is_err());
+    }
+}

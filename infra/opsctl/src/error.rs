@@ -67,6 +67,94 @@ pub enum Error {
         #[source]
         source: KeySourceError,
     },
+    /// The API key registry secret could not be read or written.
+    #[error("cannot {action} the API key registry {secret}")]
+    Registry {
+        /// `read`, `write` or `read back`.
+        action: &'static str,
+        /// The registry secret.
+        secret: SecretName,
+        /// Why.
+        #[source]
+        source: SecretsError,
+    },
+    /// The API key registry secret holds something that is not a registry document.
+    #[error(
+        "the API key registry {secret} is not a valid document ({detail}); nothing was written: fix the secret or restore its previous version"
+    )]
+    MalformedRegistry {
+        /// The registry secret.
+        secret: SecretName,
+        /// What is wrong (never the content).
+        detail: String,
+    },
+    /// Someone wrote the API key registry between this command's read and its write.
+    #[error(
+        "the API key registry {secret} was changed by someone else while this command ran; nothing was written, run the command again"
+    )]
+    RegistryConflict {
+        /// The registry secret.
+        secret: SecretName,
+    },
+    /// Another writer replaced the API key registry right after this command saved it.
+    #[error(
+        "the API key registry {secret} was overwritten by a concurrent write just after this command saved it, and its change is not in effect; run the command again"
+    )]
+    RegistryOverwritten {
+        /// The registry secret.
+        secret: SecretName,
+    },
+    /// An argument that should be an API key id is not one.
+    #[error(
+        "{input} is not an API key id: an id is `pk_` followed by 16 to 64 characters of A-Z a-z 0-9 _ -, as `opsctl api-keys list` shows it"
+    )]
+    MalformedApiKeyId {
+        /// What was given, quoted and shortened (or a placeholder if it looked like a secret).
+        input: String,
+    },
+    /// `api-keys revoke` of an id the registry does not have.
+    #[error("cannot revoke: no API key {id} in the registry {secret}")]
+    UnknownApiKey {
+        /// The id.
+        id: String,
+        /// The registry secret.
+        secret: SecretName,
+    },
+    /// `api-keys revoke` of a key already revoked.
+    #[error("cannot revoke: API key {id} is already revoked (since {revoked_at})")]
+    ApiKeyAlreadyRevoked {
+        /// The id.
+        id: String,
+        /// When it was revoked (`unknown` if the registry does not say).
+        revoked_at: String,
+    },
+    /// A command-line value the command refuses (the message says what is expected).
+    #[error("{flag}: {problem}")]
+    InvalidArgument {
+        /// The flag, e.g. `--allow-ip`.
+        flag: &'static str,
+        /// What is wrong and what is expected (never a secret).
+        problem: String,
+    },
+    /// `sign --secret-env NAME` with NAME unset or empty.
+    #[error(
+        "the environment variable {name} is not set or is empty: put the API key's secret there first (e.g. `read -rs {name} && export {name}`), or use --secret-file"
+    )]
+    SecretEnvUnset {
+        /// The variable's name.
+        name: String,
+    },
+    /// A file `sign` needs could not be read.
+    #[error("cannot read the {what} file {}", path.display())]
+    ReadFile {
+        /// `secret` or `body`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Stdout or stderr is gone.
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
@@ -84,6 +172,30 @@ impl Error {
                 secret: secret.clone(),
                 source,
             },
+        }
+    }
+
+    /// A registry error while doing `action`, with conflicts turned into their own message.
+    pub(crate) fn registry(action: &'static str, secret: &SecretName, e: SecretsError) -> Self {
+        match e {
+            SecretsError::CurrentMoved(_) | SecretsError::AlreadyExists(_) => {
+                Self::RegistryConflict {
+                    secret: secret.clone(),
+                }
+            }
+            source => Self::Registry {
+                action,
+                secret: secret.clone(),
+                source,
+            },
+        }
+    }
+
+    /// An invalid value of `flag`.
+    pub(crate) fn invalid(flag: &'static str, problem: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            flag,
+            problem: problem.into(),
         }
     }
 

@@ -1,18 +1,20 @@
 //! The operator CLI of the partner bundle.
 //!
 //! `main.rs` only parses the command line and maps errors to exit codes. Each command group is a
-//! module ([`keys`]) whose commands are plain async functions taking their dependencies by
-//! reference (a [`shared::keys::KeySetStore`], the settings, the instant to act at), so tests call
-//! them without a process, a clock or AWS.
+//! module ([`keys`], [`api_keys`], [`sign`]) whose commands are plain functions taking their
+//! dependencies by reference (a [`shared::keys::KeySetStore`] or an [`api_keys::Registry`], the
+//! settings, the instant to act at), so tests call them without a process, a clock or AWS.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::sync::Arc;
 
+pub mod api_keys;
 pub mod backend;
 pub mod cli;
 pub mod error;
 pub mod keys;
+pub mod sign;
 
 pub use cli::{Cli, Command, GlobalArgs};
 pub use error::Error;
@@ -32,5 +34,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), Error> {
     let clock: SharedClock = Arc::new(SystemClock);
     match &cli.command {
         Command::Keys(cmd) => keys::run(cmd, &cli.global, clock, io).await,
+        Command::ApiKeys(cmd) => api_keys::run(cmd, &cli.global, clock, io).await,
+        Command::Sign(args) => sign::run(args, clock.now(), io),
     }
 }

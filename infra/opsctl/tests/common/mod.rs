@@ -1,6 +1,8 @@
 //! Running the real `opsctl` binary on a temporary data directory, and reading what it wrote.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod server;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -21,6 +23,10 @@ const KEY_VARS: [&str; 7] = [
     "ROTATION_PERIOD_SECONDS",
     "ROTATION_LEAD_SECONDS",
 ];
+
+/// Other variables `opsctl` reads (the API key registry, the secret `sign` examples use); the
+/// tests start from none of them set either.
+const OTHER_VARS: [&str; 2] = ["API_KEYS_SECRET_NAME", "OPSCTL_API_SECRET"];
 
 /// The default rotation lead (key-set cache TTL + JWKS max-age + clock skew).
 pub const DEFAULT_LEAD_SECS: u64 = 660;
@@ -59,7 +65,7 @@ impl Run {
 pub fn opsctl_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsctl"));
     cmd.arg("--data-dir").arg(data_dir).args(args);
-    for var in KEY_VARS {
+    for var in KEY_VARS.into_iter().chain(OTHER_VARS) {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied());
@@ -100,7 +106,8 @@ pub fn now() -> Timestamp {
     SystemClock.now()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// A single-threaded runtime for the async checks of a synchronous test.
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -110,6 +117,14 @@ fn runtime() -> tokio::runtime::Runtime {
 fn files(data_dir: &Path) -> (FileSecrets, SecretName) {
     let secrets = FileSecrets::open(data_dir, Arc::new(SystemClock)).unwrap();
     (secrets, SecretName::new(DEFAULT_KEY_SET_SECRET).unwrap())
+}
+
+/// The version of the local secret `name` carrying `AWSCURRENT`, if the secret exists.
+pub fn secret_version(data_dir: &Path, name: &str) -> Option<VersionId> {
+    let secrets = FileSecrets::open(data_dir, Arc::new(SystemClock)).unwrap();
+    let name = SecretName::new(name).unwrap();
+    let stages = runtime().block_on(secrets.stages(&name)).ok()?;
+    stages.with(Stage::Current).cloned()
 }
 
 /// The version of the local key set secret carrying `AWSCURRENT`.
@@ -124,4 +139,42 @@ pub fn stored_key_set(data_dir: &Path) -> KeySet {
     let (secrets, name) = files(data_dir);
     let current = runtime().block_on(secrets.current(&name)).unwrap();
     KeySet::parse(current.value.expose_secret()).unwrap()
+}
+
+/// A key made by `api-keys create --json`.
+#[derive(Debug)]
+pub struct CreatedKey {
+    pub id: String,
+    pub secret: String,
+    /// Everything it printed.
+    pub run: Run,
+    /// The JSON object it printed.
+    pub json: serde_json::Value,
+}
+
+/// `opsctl api-keys create --json <args>` (with `env`), which must succeed.
+pub fn create_key(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> CreatedKey {
+    let mut all = vec!["api-keys", "create", "--json"];
+    all.extend_from_slice(args);
+    let run = opsctl_env(data_dir, &all, env).ok();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("a JSON object");
+    CreatedKey {
+        id: json["id"].as_str().unwrap().to_owned(),
+        secret: json["secret"].as_str().unwrap().to_owned(),
+        run,
+        json,
+    }
+}
+
+/// `opsctl api-keys list --json` (with `env`), parsed.
+pub fn api_keys_json(data_dir: &Path, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let run = opsctl_env(data_dir, &["api-keys", "list", "--json"], env).ok();
+    serde_json::from_str(&run.stdout).expect("api-keys list --json prints a JSON array")
+}
+
+/// `opsctl sign <args>` with the secret in `OPSCTL_API_SECRET`.
+pub fn sign_env(data_dir: &Path, secret: &str, args: &[&str]) -> Run {
+    let mut all = vec!["sign", "--secret-env", "OPSCTL_API_SECRET"];
+    all.extend_from_slice(args);
+    opsctl_env(data_dir, &all, &[("OPSCTL_API_SECRET", secret)])
 }

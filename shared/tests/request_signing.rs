@@ -310,6 +310,27 @@ async fn a_request_from_an_allowed_address_passes() {
 }
 
 #[tokio::test]
+async fn unknown_and_revoked_keys_get_the_same_answer() {
+    let w = world().await;
+    let now = now_secs(&w);
+    let mut unknown = signed(&w.live, &w.live.secret, now.clone());
+    unknown.key_id = "pk_doesnotexist0000000".into();
+    let revoked = signed(&w.revoked, &w.revoked.secret, now);
+    let a = w
+        .verifier
+        .verify(&unknown.parts(), Permission::CredentialsWrite)
+        .await
+        .unwrap_err();
+    let b = w
+        .verifier
+        .verify(&revoked.parts(), Permission::CredentialsWrite)
+        .await
+        .unwrap_err();
+    assert_eq!(a.to_api_error().body(), b.to_api_error().body());
+    assert_ne!(a.reason(), b.reason(), "the log still tells them apart");
+}
+
+#[tokio::test]
 async fn missing_headers_are_unauthorized() {
     let w = world().await;
     let parts = SignedParts {

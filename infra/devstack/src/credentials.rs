@@ -63,7 +63,8 @@ pub enum CredentialsError {
 }
 
 /// Loads the credentials file, or creates the dev API key and the webhook secret and writes it.
-/// The dev key is registered (or re-activated) in the API key registry either way.
+/// The dev key is registered in the API key registry if it is not there; if an operator revoked
+/// it, a new dev key is issued (the revoked one stays for the audit trail) and the file updated.
 pub async fn ensure(
     data_dir: &Path,
     secrets: &dyn SecretWriter,
@@ -71,7 +72,7 @@ pub async fn ensure(
     now: Timestamp,
 ) -> Result<DevCredentials, CredentialsError> {
     let path = data_dir.join(FILE_NAME);
-    let creds = match std::fs::read_to_string(&path) {
+    let mut creds = match std::fs::read_to_string(&path) {
         Ok(text) => {
             serde_json::from_str(&text).map_err(|_| CredentialsError::Corrupt(path.clone()))?
         }
@@ -105,7 +106,7 @@ pub async fn ensure(
         }
         Err(source) => return Err(CredentialsError::Io { path, source }),
     };
-    register(&creds, secrets, registry_name, now).await?;
+    register(&mut creds, &path, secrets, registry_name, now).await?;
     Ok(creds)
 }
 
@@ -130,27 +131,37 @@ pub fn write(path: &Path, creds: &DevCredentials) -> Result<(), CredentialsError
 }
 
 async fn register(
-    creds: &DevCredentials,
+    creds: &mut DevCredentials,
+    path: &Path,
     secrets: &dyn SecretWriter,
     name: &SecretName,
     now: Timestamp,
 ) -> Result<(), CredentialsError> {
     let (mut registry, current) = match secrets.current(name).await {
         Ok(v) => (
-            ApiKeyRegistry::parse(v.value.expose_secret()).unwrap_or_default(),
+            // A registry that cannot be read is reported, never replaced.
+            ApiKeyRegistry::parse(v.value.expose_secret()).map_err(|e| {
+                CredentialsError::Registry(SecretsError::Corrupt {
+                    location: name.to_string(),
+                    detail: e,
+                })
+            })?,
             Some(v.id),
         ),
         Err(SecretsError::NotFound(_)) => (ApiKeyRegistry::default(), None),
         Err(e) => return Err(e.into()),
     };
-    if registry.keys.iter().any(|k| {
-        k.id.as_str() == creds.api_key.id
-            && k.secret == creds.api_key.secret
-            && k.status == KeyStatus::Active
-    }) {
-        return Ok(());
+    let known = registry
+        .keys
+        .iter()
+        .find(|k| k.id.as_str() == creds.api_key.id && k.secret == creds.api_key.secret);
+    match known.map(|k| k.status) {
+        Some(KeyStatus::Active) => return Ok(()),
+        // Revoked by an operator: respect it and issue a new dev key (the revoked entry stays
+        // in the registry for the audit trail).
+        Some(KeyStatus::Revoked) | None => {}
     }
-    let mut key = ApiKey::generate(
+    let key = ApiKey::generate(
         KeyType::Test,
         vec![
             Permission::CredentialsWrite,
@@ -161,11 +172,32 @@ async fn register(
         DEV_KEY_LABEL,
         now,
     );
-    key.id = serde_json::from_value(json!(creds.api_key.id))
-        .map_err(|_| SecretsError::InvalidName("dev API key id".into()))?;
-    key.secret = creds.api_key.secret.clone();
-    registry.keys.retain(|k| k.id != key.id);
+    if known.is_some() {
+        creds.api_key = DevApiKey {
+            id: key.id.as_str().to_owned(),
+            secret: key.secret.clone(),
+        };
+        write(path, creds)?;
+    } else {
+        // A credentials file from another data directory or an older registry: register it.
+        let mut restored = key;
+        restored.id = serde_json::from_value(json!(creds.api_key.id))
+            .map_err(|_| SecretsError::InvalidName("dev API key id".into()))?;
+        restored.secret = creds.api_key.secret.clone();
+        registry.keys.retain(|k| k.id != restored.id);
+        registry.keys.push(restored);
+        return save(&registry, secrets, name, current).await;
+    }
     registry.keys.push(key);
+    save(&registry, secrets, name, current).await
+}
+
+async fn save(
+    registry: &ApiKeyRegistry,
+    secrets: &dyn SecretWriter,
+    name: &SecretName,
+    current: Option<VersionId>,
+) -> Result<(), CredentialsError> {
     match current {
         None => secrets
             .create(name, &registry.to_secret())

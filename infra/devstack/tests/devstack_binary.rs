@@ -98,3 +98,80 @@ async fn devstack_runs_on_dynamodb_and_secrets_manager_with_aws() {
         .unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_revoked_dev_key_stays_revoked_and_a_new_one_is_issued_on_restart() {
+    use secrecy::ExposeSecret;
+    use shared::auth::{ApiKeyRegistry, KeyStatus};
+    use shared::secrets::{SecretName, SecretSource, SecretWriter, VersionId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path()).credentials();
+    let old_id = first["apiKey"]["id"].as_str().unwrap().to_owned();
+
+    // An operator revokes the dev key (as `opsctl api-keys revoke` does).
+    let clock: shared::clock::SharedClock = std::sync::Arc::new(shared::clock::SystemClock);
+    let secrets = shared::secrets::file::FileSecrets::open(dir.path(), clock).unwrap();
+    let name = SecretName::new("partner-bundle/api-keys").unwrap();
+    let current = secrets.current(&name).await.unwrap();
+    let mut registry = ApiKeyRegistry::parse(current.value.expose_secret()).unwrap();
+    registry
+        .keys
+        .iter_mut()
+        .for_each(|k| k.status = KeyStatus::Revoked);
+    secrets
+        .put_current_if(
+            &name,
+            &VersionId::random(),
+            &registry.to_secret(),
+            &current.id,
+        )
+        .await
+        .unwrap();
+
+    let second = start(dir.path()).credentials();
+    let new_id = second["apiKey"]["id"].as_str().unwrap();
+    assert_ne!(new_id, old_id, "a new dev key was issued");
+    let registry =
+        ApiKeyRegistry::parse(secrets.current(&name).await.unwrap().value.expose_secret()).unwrap();
+    let status = |id: &str| {
+        registry
+            .keys
+            .iter()
+            .find(|k| k.id.as_str() == id)
+            .map(|k| k.status)
+    };
+    assert_eq!(
+        status(&old_id),
+        Some(KeyStatus::Revoked),
+        "the revoked key stays on record"
+    );
+    assert_eq!(status(new_id), Some(KeyStatus::Active));
+}
+
+#[test]
+fn devstack_refuses_a_malformed_api_key_registry_instead_of_replacing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(start(dir.path()));
+    let file = std::fs::read_dir(dir.path().join("secrets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("api-keys"))
+        .unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    for v in doc["versions"].as_array_mut().unwrap() {
+        v["value"] = serde_json::json!("{\"keys\": 42}");
+    }
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_devstack"))
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DEVSTACK_AWS")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("api-keys"), "{err}");
+}

@@ -158,8 +158,12 @@ impl AuthFailure {
         }
     }
 
-    /// The answer to the caller.
+    /// The answer to the caller. An unknown and a revoked key get the same answer, so a caller
+    /// without the secret cannot tell which ids exist; the log keeps the precise reason.
     pub fn to_api_error(&self) -> ApiError {
+        if matches!(self, Self::UnknownKey | Self::RevokedKey) {
+            return ApiError::new(ErrorType::Unauthorized, "unknown or revoked access key");
+        }
         let t = match self {
             Self::MissingHeader(_)
             | Self::UnknownKey

@@ -34,6 +34,11 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// The key as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Parses the header value.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
         let ok =

@@ -19,6 +19,7 @@ pub mod error;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod idempotency;
+pub mod issuance;
 pub mod keys;
 pub mod pii;
 #[cfg(feature = "platform")]

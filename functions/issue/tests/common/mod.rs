@@ -1,0 +1,296 @@
+//! A world for the issue handler: embedded store, local secrets, our key set served as a JWKS, the
+//! real platform simulator, and helpers to send signed requests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use issue::{IssueConfig, IssueDeps, handle};
+use lambda_http::http::Method;
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+use shared::apigw::ApiGatewayRequest;
+use shared::auth::{
+    ApiKey, ApiKeyRegistry, KeyType, Permission, RequestVerifier, SecretApiKeys, sign,
+};
+use shared::clock::{Clock, SharedClock, SystemClock};
+use shared::config::{EnvReader, MapEnv};
+use shared::keys::policy::plan;
+use shared::keys::{KeyConfig, KeySetStore, PartnerId, RenderedJwks, SecretKeySet};
+use shared::pii::DataKeySource;
+use shared::platform::{MintingTokens, PlatformClient, PlatformConfig};
+use shared::secrets::file::FileSecrets;
+use shared::secrets::{SecretSource, SecretWriter};
+use shared::store::RecordStore;
+use shared::store::embedded::EmbeddedStore;
+use shared::telemetry::{MemorySink, Recorder};
+
+pub struct World {
+    pub deps: IssueDeps,
+    pub sim: platform_sim::SimHandle,
+    pub writer: ApiKey,
+    pub reader: ApiKey,
+    pub metrics: MemorySink,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    seq: std::sync::atomic::AtomicI64,
+    started_ms: i64,
+    _jwks: tokio::task::JoinHandle<()>,
+}
+
+pub async fn world(extra_env: &[(&str, &str)]) -> World {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileSecrets::open(dir.path(), clock.clone()).unwrap();
+    let mut pairs = vec![("ISSUER_DID", "did:air:id:test:partner-local")];
+    pairs.extend_from_slice(extra_env);
+    let env = MapEnv::from_pairs(pairs);
+    let reader = EnvReader::new(&env);
+    let config = IssueConfig::from_env(&reader).unwrap();
+    let keys_config = KeyConfig::from_env(&reader).unwrap();
+
+    // Our signing key, published to the simulator through a tiny JWKS server.
+    let writer_port: Arc<dyn SecretWriter> = Arc::new(files.clone());
+    let store_keys = KeySetStore::new(writer_port, keys_config.secret_name.clone());
+    let loaded = store_keys.load().await.unwrap();
+    let (set, _) = plan(
+        &loaded.set,
+        clock.now().minus(Duration::from_secs(600)),
+        &keys_config.policy,
+    )
+    .unwrap();
+    store_keys.save(&loaded, &set).await.unwrap();
+    let body = RenderedJwks::render(&set, clock.now(), &keys_config.timings).body;
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    let jwks = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let sim = platform_sim::spawn(
+        platform_sim::SimConfig {
+            jwks_url,
+            ..platform_sim::SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // API keys: a writer and a reader.
+    let writer = ApiKey::generate(
+        KeyType::Live,
+        vec![Permission::CredentialsWrite, Permission::CredentialsRead],
+        vec![],
+        "writer",
+        clock.now(),
+    );
+    let reader_key = ApiKey::generate(
+        KeyType::ReadOnly,
+        vec![Permission::CredentialsRead, Permission::CredentialsWrite],
+        vec![],
+        "reader",
+        clock.now(),
+    );
+    let registry = ApiKeyRegistry {
+        keys: vec![writer.clone(), reader_key.clone()],
+    };
+    let api_keys_name =
+        shared::secrets::SecretName::new(shared::auth::DEFAULT_API_KEYS_SECRET).unwrap();
+    files
+        .create(&api_keys_name, &registry.to_secret())
+        .await
+        .unwrap();
+
+    // Data keys for the user identifiers.
+    let data_writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
+    DataKeySource::new(
+        data_writer,
+        config.data_keys_secret.clone(),
+        Duration::from_secs(60),
+        clock.clone(),
+    )
+    .ensure()
+    .await
+    .unwrap();
+
+    let metrics = MemorySink::default();
+    let recorder = Recorder::new("Test", "issue", Arc::new(metrics.clone()), clock.clone());
+    let store: Arc<dyn RecordStore> =
+        Arc::new(EmbeddedStore::open(dir.path().join("records.sqlite3"), clock.clone()).unwrap());
+    let key_set = Arc::new(SecretKeySet::new(
+        files.clone(),
+        keys_config.secret_name.clone(),
+        keys_config.timings,
+        clock.clone(),
+    ));
+    let tokens = Arc::new(MintingTokens::new(
+        key_set,
+        PartnerId::new("partner-local").unwrap(),
+        keys_config.token_lifetime,
+        clock.clone(),
+        100,
+    ));
+    let mut platform_config = PlatformConfig::new(&sim.base_url(), true).unwrap();
+    platform_config.base_backoff = Duration::from_millis(5);
+    platform_config.max_backoff = Duration::from_millis(20);
+    platform_config.request_timeout = Duration::from_millis(1500);
+    let platform = PlatformClient::new(platform_config, tokens, recorder.clone()).unwrap();
+    let api_keys = SecretApiKeys::new(
+        files.clone(),
+        api_keys_name,
+        Duration::from_secs(60),
+        clock.clone(),
+    );
+    let verifier = RequestVerifier::new(
+        Arc::new(api_keys),
+        store.clone(),
+        clock.clone(),
+        recorder.clone(),
+    );
+    let data_source: Arc<dyn SecretSource> = Arc::new(files);
+    World {
+        deps: IssueDeps {
+            programs: config.programs(),
+            data_keys: DataKeySource::new(
+                data_source,
+                config.data_keys_secret.clone(),
+                Duration::from_secs(60),
+                clock.clone(),
+            ),
+            config,
+            verifier,
+            store,
+            platform,
+            clock,
+            recorder,
+        },
+        sim,
+        writer,
+        reader: reader_key,
+        metrics,
+        dir,
+        http: reqwest::Client::new(),
+        seq: std::sync::atomic::AtomicI64::new(0),
+        started_ms: SystemClock.now().as_millis(),
+        _jwks: jwks,
+    }
+}
+
+impl World {
+    /// A signed POST /v1/credentials with `body` and `idempotency_key`.
+    pub fn post(
+        &self,
+        key: &ApiKey,
+        idempotency_key: Option<&str>,
+        body: &Value,
+    ) -> ApiGatewayRequest {
+        let text = body.to_string();
+        self.signed(key, Method::POST, "/v1/credentials", text.into_bytes())
+            .header("content-type", "application/json")
+            .header_opt("idempotency-key", idempotency_key)
+    }
+
+    /// A signed request.
+    pub fn signed(
+        &self,
+        key: &ApiKey,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> ApiGatewayRequest {
+        // A distinct timestamp per request keeps signatures distinct (the replay cache refuses
+        // a signature twice), as real clients' would be.
+        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Strictly increasing from a fixed start: no two requests share a timestamp.
+        let ts = shared::clock::Timestamp::from_millis(self.started_ms + n).to_rfc3339();
+        let sig = sign(&key.secret, method.as_str(), path, &ts, &body);
+        ApiGatewayRequest::new(method, path)
+            .header("x-access-key", key.id.as_str())
+            .header("x-timestamp", &ts)
+            .header("x-signature", &sig)
+            .body(body)
+    }
+
+    pub async fn send(&self, req: ApiGatewayRequest) -> (u16, Value, Response<Body>) {
+        let r = handle(req.build(), &self.deps).await;
+        let v = match r.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        (r.status().as_u16(), v, r)
+    }
+
+    /// The issue-on-behalf calls the simulator saw.
+    pub fn issue_calls(&self) -> Vec<platform_sim::RequestRecord> {
+        self.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.route.contains("issue-on-behalf"))
+            .collect()
+    }
+
+    pub async fn fault(&self, spec: Value) {
+        let r = self
+            .http
+            .post(format!("{}/sim/faults", self.sim.base_url()))
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+
+    pub async fn clear_faults(&self) {
+        let r = self
+            .http
+            .delete(format!("{}/sim/faults", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    pub async fn sim_get(&self, path: &str) -> (u16, Vec<u8>) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+    }
+}
+
+/// A valid request for `program` and `email`.
+pub fn body(program: &str, email: &str) -> Value {
+    let subject = match program {
+        "kyc-basic" => {
+            json!({"tier": "basic", "country": "DE", "verifiedAt": "2026-11-21T12:00:00Z"})
+        }
+        _ => json!({"documentType": "passport", "country": "FR", "ageOver18": true}),
+    };
+    json!({"credentialId": program, "user": {"email": email}, "credentialSubject": subject})
+}
+
+trait HeaderOpt {
+    fn header_opt(self, name: &str, value: Option<&str>) -> Self;
+}
+
+impl HeaderOpt for ApiGatewayRequest {
+    fn header_opt(self, name: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => self.header(name, v),
+            None => self,
+        }
+    }
+}

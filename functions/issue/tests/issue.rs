@@ -1,0 +1,474 @@
+//! The issue handler in process against the real platform simulator: CAK round trips, replays,
+//! concurrency, crash safety, onDuplicate, upstream faults, authentication, bad input, and no
+//! plaintext PII in the store or the logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{body, world};
+use lambda_http::http::Method;
+use serde_json::{Value, json};
+use shared::idempotency::{Idempotency, IdempotencyKey};
+use shared::issuance::{Issuance, IssuanceId};
+use shared::platform::{Deadline, IssueOnBehalf, OnDuplicate, VcState};
+use shared::telemetry::LogCapture;
+
+async fn record(w: &common::World, id: &str) -> Issuance {
+    let key = IssuanceId::parse(id).unwrap().record_key().unwrap();
+    serde_json::from_value(w.deps.store.get(&key).await.unwrap().unwrap().data).unwrap()
+}
+
+#[tokio::test]
+async fn sensitive_data_is_encrypted_to_the_cak_on_both_curves_and_decrypts_at_the_platform() {
+    let w = world(&[]).await;
+    for (program, n) in [("kyc-document-r1", "1"), ("kyc-document-k1", "2")] {
+        let mut b = body(program, &format!("holder{n}@example.com"));
+        b["sensitiveData"] = json!({"fullName": "Ada Lovelace", "birthDate": "1815-12-10"});
+        let (status, answer, _) = w
+            .send(w.post(&w.writer, Some(&format!("cak-{n}")), &b))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["status"], "WAIT_ONCHAIN");
+        let issuance = record(&w, answer["issuanceId"].as_str().unwrap()).await;
+        assert_eq!(
+            issuance.core_claim_hash.as_deref(),
+            answer["coreClaimHash"].as_str()
+        );
+        let storage = issuance.storage_id.expect("the ciphertext was uploaded");
+        let (code, plaintext) = w
+            .sim_get(&format!("/sim/ciphertexts/{storage}/plaintext"))
+            .await;
+        assert_eq!(code, 200);
+        let back: Value = serde_json::from_slice(&plaintext).unwrap();
+        assert_eq!(back, b["sensitiveData"], "{program}");
+    }
+}
+
+#[tokio::test]
+async fn the_same_key_and_payload_replays_and_reaches_the_platform_once() {
+    let w = world(&[]).await;
+    let b = body("kyc-basic", "replay@example.com");
+    let (s1, a1, _) = w.send(w.post(&w.writer, Some("replay-1"), &b)).await;
+    let (s2, a2, r2) = w.send(w.post(&w.writer, Some("replay-1"), &b)).await;
+    assert_eq!((s1, s2), (202, 202));
+    assert_eq!(a1, a2);
+    assert_eq!(r2.headers()["idempotent-replayed"], "true");
+    assert_eq!(w.issue_calls().len(), 1);
+    let (s3, a3, _) = w
+        .send(w.post(
+            &w.writer,
+            Some("replay-1"),
+            &body("kyc-basic", "other@example.com"),
+        ))
+        .await;
+    assert_eq!(
+        (s3, a3["errorType"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_identical_requests_cause_exactly_one_issue_on_behalf() {
+    let w = Arc::new(world(&[]).await);
+    let b = body("kyc-basic", "crowd@example.com");
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let w = Arc::clone(&w);
+        let req = w.post(&w.writer, Some("crowd"), &b);
+        tasks.push(tokio::spawn(async move { w.send(req).await }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (status, answer, _) = t.await.unwrap();
+        match status {
+            202 => {
+                ids.insert(answer["issuanceId"].as_str().unwrap().to_owned());
+            }
+            409 => assert_eq!(answer["errorType"], "request_in_progress"),
+            other => panic!("unexpected {other}: {answer}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "every success names the same issuance");
+    assert_eq!(
+        w.issue_calls().len(),
+        1,
+        "one issue-on-behalf at the platform"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_a_crash_finishes_the_issuance_exactly_once() {
+    let w = world(&[]).await;
+    let b = body("kyc-basic", "crash@example.com");
+    // A first attempt writes its record and calls the platform, which never answers it...
+    w.fault(json!({"route": "/credentials/issue-on-behalf", "timeout": true}))
+        .await;
+    let (status, _, _) = w.send(w.post(&w.writer, Some("crash-1"), &b)).await;
+    assert_eq!(status, 502);
+    w.clear_faults().await;
+    // ...but the platform did issue the credential before the answer was lost...
+    let first = w
+        .deps
+        .platform
+        .issue_on_behalf(
+            "crash@example.com",
+            &IssueOnBehalf {
+                issuer_did: "did:air:id:test:partner-local".into(),
+                credential_id: "kyc-basic".into(),
+                credential_subject: b["credentialSubject"].clone(),
+                on_duplicate: OnDuplicate::Revoke,
+            },
+            Deadline::after(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    // ...and the process died holding the key (a lease that has since run out).
+    let idem = Idempotency::new(
+        w.deps.store.as_ref(),
+        &w.deps.clock,
+        Duration::from_secs(3600),
+    );
+    let hash = shared::idempotency::payload_hash("POST", "/v1/credentials", &b);
+    let expired = w.deps.clock.now().minus(Duration::from_secs(1));
+    idem.begin(
+        w.writer.id.as_str(),
+        &IdempotencyKey::parse("crash-1").unwrap(),
+        &hash,
+        expired,
+    )
+    .await
+    .unwrap();
+    let calls_before = w.issue_calls().len();
+
+    // The client retries with the same key: the retry takes over and adopts what exists.
+    let (status, answer, _) = w.send(w.post(&w.writer, Some("crash-1"), &b)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(w.issue_calls().len(), calls_before + 1);
+    assert_eq!(
+        answer["coreClaimHash"],
+        first.core_claim_hash.as_str(),
+        "the existing credential is adopted"
+    );
+    let issuance = record(&w, answer["issuanceId"].as_str().unwrap()).await;
+    assert_eq!(issuance.on_duplicate, "ignore");
+    let state = w
+        .deps
+        .platform
+        .status(
+            &first.core_claim_hash,
+            Deadline::after(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(state.vc_status, VcState::WaitOnchain, "nothing was revoked");
+    // And the issuance is finished: a further retry replays it.
+    let (status, again, r) = w.send(w.post(&w.writer, Some("crash-1"), &b)).await;
+    assert_eq!((status, &again), (202, &answer));
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+}
+
+#[tokio::test]
+async fn unchanged_data_keeps_the_credential_and_changed_data_replaces_it() {
+    let w = world(&[]).await;
+    let b = body("kyc-basic", "tiers@example.com");
+    let (_, a1, _) = w.send(w.post(&w.writer, Some("t-1"), &b)).await;
+    let (s2, a2, _) = w.send(w.post(&w.writer, Some("t-2"), &b)).await;
+    assert_eq!(s2, 202);
+    assert_eq!(
+        a1["coreClaimHash"], a2["coreClaimHash"],
+        "same data: one credential"
+    );
+    assert_eq!(
+        record(&w, a2["issuanceId"].as_str().unwrap())
+            .await
+            .on_duplicate,
+        "ignore"
+    );
+
+    let mut upgraded = b.clone();
+    upgraded["credentialSubject"]["tier"] = json!("premium");
+    let (s3, a3, _) = w.send(w.post(&w.writer, Some("t-3"), &upgraded)).await;
+    assert_eq!(s3, 202);
+    assert_ne!(
+        a3["coreClaimHash"], a1["coreClaimHash"],
+        "changed data: a new credential"
+    );
+    assert_eq!(
+        record(&w, a3["issuanceId"].as_str().unwrap())
+            .await
+            .on_duplicate,
+        "revoke"
+    );
+    let old = a1["coreClaimHash"].as_str().unwrap();
+    let state = w
+        .deps
+        .platform
+        .status(old, Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        state.vc_status,
+        VcState::Revoked,
+        "the old credential was revoked"
+    );
+    assert_eq!(w.issue_calls().len(), 3);
+}
+
+#[tokio::test]
+async fn two_server_errors_then_success_still_issue() {
+    let w = world(&[]).await;
+    w.fault(json!({"route": "/credentials/issue-on-behalf", "status": 503, "failNext": 2}))
+        .await;
+    let (status, answer, _) = w
+        .send(w.post(
+            &w.writer,
+            Some("flaky"),
+            &body("kyc-basic", "f@example.com"),
+        ))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(w.issue_calls().len(), 3);
+}
+
+#[tokio::test]
+async fn a_platform_400_is_not_retried_and_the_key_can_be_retried() {
+    let w = world(&[]).await;
+    w.fault(json!({"route": "/credentials/issue-on-behalf", "status": 400, "failNext": 1}))
+        .await;
+    let b = body("kyc-basic", "g@example.com");
+    let (status, answer, _) = w.send(w.post(&w.writer, Some("bad-up"), &b)).await;
+    assert_eq!(
+        (status, answer["errorType"].as_str()),
+        (502, Some("upstream_unavailable"))
+    );
+    assert_eq!(w.issue_calls().len(), 1, "no retry on a 4xx");
+    assert!(
+        !answer.to_string().contains("injected"),
+        "no upstream detail in a 5xx body"
+    );
+    // The failed attempt released its key: the client may retry with it.
+    let (status, _, _) = w.send(w.post(&w.writer, Some("bad-up"), &b)).await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn a_platform_that_keeps_timing_out_ends_in_upstream_unavailable() {
+    let w = world(&[]).await;
+    w.fault(json!({"route": "/credentials/issue-on-behalf", "timeout": true}))
+        .await;
+    let (status, answer, _) = w
+        .send(w.post(&w.writer, Some("slow"), &body("kyc-basic", "h@example.com")))
+        .await;
+    assert_eq!(
+        (status, answer["errorType"].as_str()),
+        (502, Some("upstream_unavailable"))
+    );
+    assert!(w.issue_calls().len() >= 2, "timeouts are retried");
+}
+
+#[tokio::test]
+async fn a_long_retry_after_is_passed_on_as_rate_limited() {
+    let w = world(&[]).await;
+    w.fault(json!({"route": "/credentials/issue-on-behalf", "status": 429, "retryAfterSecs": 120}))
+        .await;
+    let (status, answer, r) = w
+        .send(w.post(&w.writer, Some("busy"), &body("kyc-basic", "i@example.com")))
+        .await;
+    assert_eq!(
+        (status, answer["errorType"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    assert!(r.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn authentication_failures_get_their_documented_answers() {
+    let w = world(&[]).await;
+    let b = body("kyc-basic", "j@example.com");
+    let mut forged = w.writer.clone();
+    forged.secret = "sk_guess".into();
+    let (s, a, _) = w.send(w.post(&forged, Some("x"), &b)).await;
+    assert_eq!(
+        (s, a["errorType"].as_str()),
+        (401, Some("signature_mismatch"))
+    );
+    let (s, a, _) = w.send(w.post(&w.reader, Some("x"), &b)).await;
+    assert_eq!(
+        (s, a["errorType"].as_str()),
+        (403, Some("forbidden")),
+        "a read-only key cannot issue"
+    );
+    assert_eq!(w.issue_calls().len(), 0);
+}
+
+#[tokio::test]
+async fn bad_input_gets_its_documented_answer() {
+    let w = world(&[("MAX_BODY_BYTES", "4096")]).await;
+    let ok = body("kyc-basic", "k@example.com");
+    let mut invalid = ok.clone();
+    invalid["credentialSubject"] = json!({"tier": "gold", "country": "Germany"});
+    let mut unknown = ok.clone();
+    unknown["credentialId"] = json!("no-such-program");
+    let mut big = ok.clone();
+    big["credentialSubject"]["tier"] = json!("x".repeat(5000));
+    let mut not_declared = body("kyc-document-r1", "k@example.com");
+    not_declared["sensitiveData"] = json!({"salary": 1});
+    let cases = vec![
+        (
+            "missing Idempotency-Key",
+            w.post(&w.writer, None, &ok),
+            400,
+            "validation_failed",
+        ),
+        (
+            "schema violation",
+            w.post(&w.writer, Some("b1"), &invalid),
+            400,
+            "validation_failed",
+        ),
+        (
+            "unknown program",
+            w.post(&w.writer, Some("b2"), &unknown),
+            404,
+            "not_found",
+        ),
+        (
+            "oversized body",
+            w.post(&w.writer, Some("b3"), &big),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "undeclared sensitive field",
+            w.post(&w.writer, Some("b4"), &not_declared),
+            400,
+            "validation_failed",
+        ),
+        (
+            "malformed JSON",
+            w.signed(
+                &w.writer,
+                Method::POST,
+                "/v1/credentials",
+                b"{\"credentialId\":".to_vec(),
+            )
+            .header("content-type", "application/json")
+            .header("idempotency-key", "b5"),
+            400,
+            "validation_failed",
+        ),
+        (
+            "wrong content type",
+            w.signed(
+                &w.writer,
+                Method::POST,
+                "/v1/credentials",
+                ok.to_string().into_bytes(),
+            )
+            .header("content-type", "text/plain")
+            .header("idempotency-key", "b6"),
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (what, req, status, error_type) in cases {
+        let (s, a, _) = w.send(req).await;
+        assert_eq!(
+            (s, a["errorType"].as_str()),
+            (status, Some(error_type)),
+            "{what}: {a}"
+        );
+    }
+    let (_, a, _) = w.send(w.post(&w.writer, Some("b7"), &invalid)).await;
+    let pointers: Vec<&str> = a["details"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["pointer"].as_str().unwrap())
+        .collect();
+    assert!(
+        pointers.contains(&"/tier") && pointers.contains(&"/country"),
+        "{a}"
+    );
+    assert!(
+        !a.to_string().contains("Germany"),
+        "values are never echoed"
+    );
+    assert_eq!(w.issue_calls().len(), 0);
+}
+
+#[tokio::test]
+async fn the_status_route_reports_the_issuance() {
+    let w = world(&[]).await;
+    let (_, a, _) = w
+        .send(w.post(&w.writer, Some("s-1"), &body("kyc-basic", "l@example.com")))
+        .await;
+    let id = a["issuanceId"].as_str().unwrap();
+    let (s, v, _) = w
+        .send(w.signed(
+            &w.reader,
+            Method::GET,
+            &format!("/v1/credentials/{id}"),
+            Vec::new(),
+        ))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "WAIT_ONCHAIN");
+    assert!(v["waitOnchainSeconds"].as_f64().is_some());
+    assert!(v.get("user").is_none() && !v.to_string().contains("l@example.com"));
+    let unknown = IssuanceId::derive("nobody", "nothing");
+    let (s, _, _) = w
+        .send(w.signed(
+            &w.reader,
+            Method::GET,
+            &format!("/v1/credentials/{}", unknown.as_str()),
+            Vec::new(),
+        ))
+        .await;
+    assert_eq!(s, 404);
+    let (s, _, _) = w
+        .send(w.signed(
+            &w.reader,
+            Method::GET,
+            "/v1/credentials/not-an-id",
+            Vec::new(),
+        ))
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn no_plaintext_pii_reaches_the_store_or_the_logs() {
+    let w = world(&[]).await;
+    let (logs, dispatch) = LogCapture::new("issue");
+    let _g = tracing::dispatcher::set_default(&dispatch);
+    let email = "Mallory.Secret@example.com";
+    let mut b = body("kyc-document-r1", email);
+    b["sensitiveData"] = json!({"fullName": "Zelda Quixotic-Pii", "birthDate": "1901-02-03"});
+    let (status, _, _) = w.send(w.post(&w.writer, Some("pii-1"), &b)).await;
+    assert_eq!(status, 202);
+    drop(_g);
+    let text = logs.text();
+    // The SQLite file (and its write-ahead log) as bytes.
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(w.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("records.sqlite3") {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(stored.contains("ISSUE#"), "the store was read");
+    for secret in [
+        email,
+        &email.to_lowercase(),
+        "Zelda Quixotic-Pii",
+        "1901-02-03",
+    ] {
+        assert!(!stored.contains(secret), "{secret} in the store");
+        assert!(!text.contains(secret), "{secret} in the logs");
+    }
+}

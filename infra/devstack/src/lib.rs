@@ -65,6 +65,9 @@ pub enum StartError {
     /// The first key set could not be created.
     #[error("cannot create the signing key set: {0}")]
     KeySet(#[from] key_rotation::RotationError),
+    /// The data keys or the platform client could not be prepared.
+    #[error("issuance: {0}")]
+    DataKeys(String),
     /// The platform simulator could not start.
     #[error("platform simulator: {0}")]
     Simulator(#[from] platform_sim::SimError),
@@ -132,18 +135,31 @@ pub async fn start(opts: &Options) -> Result<Running, StartError> {
     let api = listener.local_addr().map_err(bind_err)?;
     let api_url = format!("http://{api}");
 
-    let stack = Arc::new(Stack::build(opts, &api_url).await?);
+    let ports = stack::ports(opts, Arc::new(shared::clock::SystemClock)).await?;
+    let api_keys_secret = shared::secrets::SecretName::new(
+        &std::env::var("API_KEYS_SECRET_NAME")
+            .unwrap_or_else(|_| shared::auth::DEFAULT_API_KEYS_SECRET.to_owned()),
+    )?;
+    let creds = credentials::ensure(
+        &opts.data_dir,
+        ports.1.as_ref(),
+        &api_keys_secret,
+        shared::clock::Clock::now(&shared::clock::SystemClock),
+    )
+    .await?;
     let simulator = platform_sim::spawn(
         platform_sim::SimConfig {
             partner_id: opts.partner_id.clone(),
+            issuer_did: format!("did:air:id:test:{}", opts.partner_id),
             jwks_url: format!("{api_url}/.well-known/jwks.json"),
             callback_url: Some(format!("{api_url}/v1/callbacks/cak")),
-            webhook_secrets: vec![stack.credentials.webhook_secret.clone()],
+            webhook_secrets: vec![creds.webhook_secret.clone()],
             ..platform_sim::SimConfig::default()
         },
         SocketAddr::new(api.ip(), 0),
     )
     .await?;
+    let stack = Arc::new(Stack::build(opts, &api_url, ports, creds, &simulator.base_url()).await?);
 
     let app = routes::router(Arc::clone(&stack));
     let server = tokio::spawn(async move {

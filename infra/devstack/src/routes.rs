@@ -92,6 +92,9 @@ async fn dispatch(
             to_axum(token_mint::handle(lambda_req.build(), &stack.mint).await)
         }
         "/.well-known/jwks.json" => to_axum(jwks::handle(lambda_req.build(), &stack.jwks).await),
+        p if p == "/v1/credentials" || p.starts_with("/v1/credentials/") => {
+            to_axum(issue::handle(lambda_req.build(), &stack.issue).await)
+        }
         _ => error(ErrorType::NotFound, "no such route"),
     }
 }

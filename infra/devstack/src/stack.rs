@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use issue::{IssueConfig, IssueDeps};
 use jwks::{JwksConfig, JwksDeps};
 use key_rotation::{RotationConfig, RotationDeps};
 use serde_json::json;
@@ -12,7 +13,9 @@ use shared::auth::{RequestVerifier, SecretApiKeys};
 use shared::clock::{SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
 use shared::keys::{JwksCache, KeySetSource, KeySetStore, SecretKeySet};
-use shared::secrets::SecretWriter;
+use shared::pii::DataKeySource;
+use shared::platform::{MintingTokens, PlatformClient, PlatformConfig};
+use shared::secrets::{SecretSource, SecretWriter};
 use shared::store::RecordStore;
 use shared::telemetry::{MetricSink, Recorder};
 use token_mint::{MintConfig, MintDeps};
@@ -44,6 +47,8 @@ pub struct Stack {
     pub jwks: JwksDeps,
     /// Key rotation.
     pub rotation: RotationDeps,
+    /// Credential issuance.
+    pub issue: IssueDeps,
     /// The local identity provider behind the emulated authorizer.
     pub idp: DevIdp,
     /// The dev credentials.
@@ -54,21 +59,31 @@ pub struct Stack {
 
 /// The environment the handlers are configured from: the process's, with local defaults for what
 /// it does not set (a short key-set cache so `opsctl` changes show quickly) and the partner id.
-fn handler_env(opts: &Options) -> MapEnv {
+fn handler_env(opts: &Options, platform_url: &str) -> MapEnv {
     let mut vars: HashMap<String, String> = std::env::vars().collect();
     vars.entry("KEY_SET_CACHE_SECONDS".into())
         .or_insert_with(|| "5".into());
+    vars.entry("ISSUER_DID".into())
+        .or_insert_with(|| format!("did:air:id:test:{}", opts.partner_id));
     vars.insert("PARTNER_ID".into(), opts.partner_id.clone());
+    vars.insert("PLATFORM_BASE_URL".into(), platform_url.to_owned());
+    vars.insert("PLATFORM_LOCAL_MODE".into(), "true".into());
     MapEnv(vars)
 }
 
 impl Stack {
     /// Builds the ports and the handlers' dependencies for `opts`; `api_url` is where the stack
     /// will answer.
-    pub async fn build(opts: &Options, api_url: &str) -> Result<Self, StartError> {
+    pub async fn build(
+        opts: &Options,
+        api_url: &str,
+        ports: Ports,
+        mut credentials: DevCredentials,
+        platform_url: &str,
+    ) -> Result<Self, StartError> {
         let clock: SharedClock = Arc::new(SystemClock);
-        let (store, secrets, backend) = ports(opts, clock.clone()).await?;
-        let env = handler_env(opts);
+        let (store, secrets, backend) = ports;
+        let env = handler_env(opts, platform_url);
         let reader = EnvReader::new(&env);
         let mint_config = MintConfig::from_env(&reader)?;
         let jwks_config = JwksConfig::from_env(&reader)?;
@@ -91,13 +106,69 @@ impl Stack {
             clock.clone(),
         ));
 
-        let credentials = credentials::ensure(
-            &opts.data_dir,
-            secrets.as_ref(),
-            &mint_config.api_keys_secret,
-            clock.now(),
+        let issue_config = IssueConfig::from_env(&reader)?;
+        let platform_config = PlatformConfig::from_env(&reader)?;
+        let programs = issue_config.programs();
+        credentials.programs = programs
+            .iter()
+            .map(|p| {
+                json!({
+                    "id": p.id,
+                    "cak": p.cak.is_some(),
+                    "curve": p.cak,
+                    "sensitiveFields": p.sensitive_fields,
+                    "exampleSubject": p.example_subject,
+                })
+            })
+            .collect();
+        credentials::write(&opts.data_dir.join(credentials::FILE_NAME), &credentials)?;
+        // The keys protecting user identifiers: created on first start.
+        let data_writer: Arc<dyn SecretWriter> = Arc::clone(&secrets);
+        DataKeySource::new(
+            data_writer,
+            issue_config.data_keys_secret.clone(),
+            Duration::from_secs(60),
+            clock.clone(),
         )
-        .await?;
+        .ensure()
+        .await
+        .map_err(|e| StartError::DataKeys(e.to_string()))?;
+        let tokens = Arc::new(MintingTokens::new(
+            Arc::clone(&keys),
+            mint_config.partner_id.clone(),
+            mint_config.keys.token_lifetime,
+            clock.clone(),
+            1000,
+        ));
+        let platform = PlatformClient::new(platform_config, tokens, recorder("issue"))
+            .map_err(|e| StartError::DataKeys(format!("platform client: {e}")))?;
+        let issue_keys = SecretApiKeys::new(
+            Arc::clone(&secrets),
+            mint_config.api_keys_secret.clone(),
+            Duration::from_secs(5),
+            clock.clone(),
+        );
+        let data_source: Arc<dyn SecretSource> = Arc::clone(&secrets) as Arc<dyn SecretSource>;
+        let issue = IssueDeps {
+            programs,
+            verifier: RequestVerifier::new(
+                Arc::new(issue_keys),
+                Arc::clone(&store),
+                clock.clone(),
+                recorder("issue"),
+            ),
+            store: Arc::clone(&store),
+            platform,
+            data_keys: DataKeySource::new(
+                data_source,
+                issue_config.data_keys_secret.clone(),
+                Duration::from_secs(60),
+                clock.clone(),
+            ),
+            config: issue_config,
+            clock: clock.clone(),
+            recorder: recorder("issue"),
+        };
 
         let api_keys = SecretApiKeys::new(
             Arc::clone(&secrets),
@@ -133,6 +204,7 @@ impl Stack {
                 clock: clock.clone(),
                 recorder: recorder("key-rotation"),
             },
+            issue,
             idp: DevIdp::new(format!("{api_url}/dev")),
             credentials,
             store,
@@ -146,9 +218,11 @@ impl Stack {
     }
 }
 
-type Ports = (Arc<dyn RecordStore>, Arc<dyn SecretWriter>, &'static str);
+/// The store, the secrets and the backend's name.
+pub type Ports = (Arc<dyn RecordStore>, Arc<dyn SecretWriter>, &'static str);
 
-async fn ports(opts: &Options, clock: SharedClock) -> Result<Ports, StartError> {
+/// Opens the store and the secrets for `opts`.
+pub async fn ports(opts: &Options, clock: SharedClock) -> Result<Ports, StartError> {
     if opts.aws {
         let config = shared::aws::load().await;
         let store = shared::store::dynamodb::DynamoStore::new(

@@ -472,3 +472,20 @@ async fn no_plaintext_pii_reaches_the_store_or_the_logs() {
         assert!(!text.contains(secret), "{secret} in the logs");
     }
 }
+
+fn event(name: &str) -> lambda_http::Request {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_sample_events_parse_and_are_refused_until_signed_with_a_real_key() {
+    // The events carry placeholder credentials (`opsctl sign` makes real ones): the handler must
+    // answer them with an authentication error, never a crash or a 5xx.
+    let w = world(&[]).await;
+    for name in ["issue.json", "issue-status.json"] {
+        let r = issue::handle(event(name), &w.deps).await;
+        assert_eq!(r.status(), 401, "{name}");
+    }
+    assert_eq!(w.issue_calls().len(), 0);
+}

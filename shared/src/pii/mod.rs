@@ -133,7 +133,48 @@ fn decode_key(text: &str) -> Option<Zeroizing<[u8; KEY_LEN]>> {
     Some(key)
 }
 
+/// The bootstrap form a deployment template can generate (`GenerateSecretString` makes one random
+/// string field): `{"seed": "<at least 32 random characters>"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedDocument {
+    seed: String,
+}
+
+impl Drop for SeedDocument {
+    fn drop(&mut self) {
+        self.seed.zeroize();
+    }
+}
+
 impl DataKeys {
+    /// The keys derived from a bootstrap seed: the pepper and `k1` by HKDF-SHA256 over the seed
+    /// (salt `partner-bundle/data-keys`, info `pepper` and `k1`). Every container derives the
+    /// same keys; the first rotation writes the full document.
+    fn from_seed(seed: &str) -> Result<Self, PiiError> {
+        if seed.len() < 32 {
+            return Err(PiiError::MalformedKeys(
+                "the seed is shorter than 32 characters".to_owned(),
+            ));
+        }
+        let hk =
+            hkdf::Hkdf::<sha2::Sha256>::new(Some(b"partner-bundle/data-keys"), seed.as_bytes());
+        let derive = |info: &[u8]| -> Result<Zeroizing<[u8; KEY_LEN]>, PiiError> {
+            let mut key = Zeroizing::new([0u8; KEY_LEN]);
+            hk.expand(info, key.as_mut()).map_err(|_| {
+                PiiError::MalformedKeys("cannot derive keys from the seed".to_owned())
+            })?;
+            Ok(key)
+        };
+        let mut keys = BTreeMap::new();
+        keys.insert("k1".to_owned(), derive(b"k1")?);
+        Ok(Self {
+            pepper: derive(b"pepper")?,
+            current: "k1".to_owned(),
+            keys,
+        })
+    }
+
     /// A fresh pepper and a first encryption key `k1`, from the operating system's CSPRNG.
     #[must_use]
     pub fn generate() -> Self {
@@ -153,6 +194,9 @@ impl DataKeys {
     /// expected shape, a pepper or key that is not 32 bytes of standard base64, an invalid key id,
     /// no keys, or a `current` id that is not among the keys.
     pub fn parse(text: &str) -> Result<Self, PiiError> {
+        if let Ok(seed) = serde_json::from_str::<SeedDocument>(text) {
+            return Self::from_seed(&seed.seed);
+        }
         let document: Document = serde_json::from_str(text).map_err(|e| {
             // serde_json's own message may quote a value from the document, so only its
             // category and position are kept.

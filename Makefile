@@ -49,7 +49,8 @@ template-lint: venv ## sam validate --lint and cfn-lint on template.yaml; any fi
 bench: ## Print the performance figures (release build; never part of the tests)
 	@# The functions write their EMF lines to stdout as in Lambda; the figures go to stderr.
 	$(CARGO) bench -p token-mint -p jwks --bench warm >/dev/null
-	$(CARGO) bench -p shared --bench ecies >/dev/null
+	$(CARGO) bench -p shared --bench ecies --bench hmac >/dev/null
+	$(CARGO) bench -p issue --bench calls >/dev/null
 
 unit: ## Only the fast tests that need no moto
 	$(CARGO) test --workspace --lib

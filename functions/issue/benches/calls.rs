@@ -1,0 +1,70 @@
+//! `make bench`: how many store calls the issue handler makes for a first issuance and for a
+//! replay (budget: ≤ 3 and 1, not counting the authentication's replay-cache write), and the
+//! handler's wall time per issuance against the local simulator. Prints figures; asserts nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use shared::store::{Record, RecordKey, RecordStore, StoreError, Version, Write};
+
+/// Counts the calls reaching the store.
+struct Counting {
+    inner: Arc<dyn RecordStore>,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl RecordStore for Counting {
+    async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key).await
+    }
+    async fn write(&self, write: Write) -> Result<Version, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.write(write).await
+    }
+    async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.write_all(writes).await
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut w = common::world(&[]).await;
+        let counting = Arc::new(Counting { inner: Arc::clone(&w.deps.store), calls: AtomicUsize::new(0) });
+        w.deps.store = counting.clone();
+        let b = common::body("kyc-basic", "bench@example.com");
+        let (status, _, _) = w.send(w.post(&w.writer, Some("bench-first"), &b)).await;
+        assert_eq!(status, 202);
+        let first = counting.calls.swap(0, Ordering::SeqCst);
+        let (status, _, _) = w.send(w.post(&w.writer, Some("bench-first"), &b)).await;
+        assert_eq!(status, 202);
+        let replay = counting.calls.swap(0, Ordering::SeqCst);
+        eprintln!(
+            "issue store calls (besides the replay-cache write of authentication): first issuance {first}, replay {replay}"
+        );
+        let n = 200u32;
+        let start = Instant::now();
+        for i in 0..n {
+            let b = common::body("kyc-basic", &format!("bench{i}@example.com"));
+            let (status, _, _) = w.send(w.post(&w.writer, Some(&format!("bench-{i}")), &b)).await;
+            assert_eq!(status, 202);
+        }
+        eprintln!(
+            "issue end to end in process (embedded store, local simulator): {:.2} ms per issuance over {n}",
+            start.elapsed().as_secs_f64() * 1e3 / f64::from(n)
+        );
+    });
+}

@@ -217,14 +217,19 @@ async fn issue(
         .map_err(|e| internal("cannot seal the user", e))?;
     let subject = subject_hash(&body.credential_subject);
 
-    // The last subject issued to this user for this program decides an automatic onDuplicate.
+    // The last subject issued to this user for this program decides an automatic onDuplicate;
+    // it is only read (and kept up to date) when that decision is needed.
+    let automatic = body.on_duplicate.is_none() && program.on_duplicate == DuplicatePolicy::Auto;
     let subj_key =
         subject_key(&user_hash, &program.id).map_err(|e| internal("bad subject key", e))?;
-    let previous = deps
-        .store
-        .get(&subj_key)
-        .await
-        .map_err(|e| internal("cannot read the subject record", e))?;
+    let previous = if automatic {
+        deps.store
+            .get(&subj_key)
+            .await
+            .map_err(|e| internal("cannot read the subject record", e))?
+    } else {
+        None
+    };
     let previous_hash = previous
         .as_ref()
         .and_then(|r| r.data["subjectHash"].as_str().map(str::to_owned));
@@ -372,27 +377,22 @@ async fn issue(
         subj_key,
         json!({"subjectHash": subject, "coreClaimHash": core_claim_hash, "issuanceId": id.as_str()}),
     );
-    let subject_write = match &previous {
-        Some(Record { version, .. }) => Write::Replace {
-            record: subject_record,
-            expected: *version,
-        },
-        None => Write::Create(subject_record),
-    };
     let issuance_write = Write::Replace {
         record: to_record(id, &issuance)?,
         expected: version,
     };
+    let mut writes = vec![issuance_write.clone(), idem.completion(lease, &response)];
+    if automatic {
+        writes.push(match &previous {
+            Some(Record { version, .. }) => Write::Replace {
+                record: subject_record,
+                expected: *version,
+            },
+            None => Write::Create(subject_record),
+        });
+    }
     // One atomic write: the record queued for the poller, the stored response, the subject hash.
-    match deps
-        .store
-        .write_all(vec![
-            issuance_write.clone(),
-            idem.completion(lease, &response),
-            subject_write,
-        ])
-        .await
-    {
+    match deps.store.write_all(writes).await {
         Ok(()) => {}
         Err(StoreError::BatchConditionFailed { index: 2 }) => {
             // Another issuance for this user and program updated the subject hash first; ours

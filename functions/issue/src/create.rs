@@ -69,8 +69,13 @@ pub async fn create(req: &Request, deps: &IssueDeps) -> Result<Response<Body>, A
         .and_then(IdempotencyKey::parse)?;
     let raw: Value = json_body(req, deps.config.max_body_bytes)?;
     let hash = payload_hash("POST", "/v1/credentials", &raw);
-    let body: IssueBody = serde_json::from_value(raw)
-        .map_err(|e| ApiError::new(ErrorType::ValidationFailed, e.to_string()))?;
+    // Errors name the path, never the value (it may be personal data).
+    let body: IssueBody = serde_path_to_error::deserialize(raw).map_err(|e| {
+        ApiError::new(
+            ErrorType::ValidationFailed,
+            format!("the body does not match the expected shape at {}", e.path()),
+        )
+    })?;
     let program = deps.programs.get(&body.credential_id).ok_or_else(|| {
         ApiError::new(
             ErrorType::NotFound,
@@ -278,11 +283,37 @@ async fn issue(
             existing: Some(old),
             ..
         }) => {
+            let earlier: Issuance = serde_json::from_value(old.data.clone())
+                .map_err(|e| internal("unreadable issuance record", e))?;
+            // The same Idempotency-Key must mean the same issuance, even once the idempotency
+            // record itself has been released or has expired.
+            if earlier.user_hash != user_hash
+                || earlier.subject_hash != subject
+                || earlier.program_id != program.id
+            {
+                return Err(ApiError::new(
+                    ErrorType::IdempotencyKeyReused,
+                    "this Idempotency-Key was used with a different payload",
+                ));
+            }
+            // The platform accepted it already: answer from the record, call nothing.
+            if let (
+                Some(hash),
+                IssuanceStatus::WaitOnchain | IssuanceStatus::Issued | IssuanceStatus::TimedOut,
+            ) = (&earlier.core_claim_hash, earlier.status)
+            {
+                let response = StoredResponse {
+                    status: 202,
+                    body: json!({"issuanceId": id.as_str(), "status": earlier.status, "coreClaimHash": hash}),
+                };
+                idem.complete(lease, &response)
+                    .await
+                    .map_err(|e| e.to_api_error())?;
+                return Ok(Reply::json(202, &response.body).build());
+            }
             on_duplicate = OnDuplicate::Ignore;
             set_on_duplicate(&mut issuance, on_duplicate);
-            if let Ok(previous) = serde_json::from_value::<Issuance>(old.data.clone()) {
-                issuance.created_at = previous.created_at;
-            }
+            issuance.created_at = earlier.created_at;
             deps.store
                 .write(Write::Replace {
                     record: to_record(id, &issuance)?,
@@ -318,14 +349,16 @@ async fn issue(
             issuance.status = IssuanceStatus::Failed;
             issuance.reason = Some(format!("issue-on-behalf failed: {}", kind(&e)));
             issuance.updated_at = deps.clock.now();
-            if let Ok(record) = to_record(id, &issuance) {
-                let _ = deps
+            if let Ok(record) = to_record(id, &issuance)
+                && let Err(store) = deps
                     .store
                     .write(Write::Replace {
                         record,
                         expected: version,
                     })
-                    .await;
+                    .await
+            {
+                tracing::error!(error = %store, issuance_id = id.as_str(), "could not mark the issuance failed");
             }
             return Err(platform_error(e));
         }

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use shared::idempotency::{Idempotency, IdempotencyKey};
 use shared::issuance::{Issuance, IssuanceId};
 use shared::platform::{Deadline, IssueOnBehalf, OnDuplicate, VcState};
-use shared::telemetry::LogCapture;
 
 async fn record(w: &common::World, id: &str) -> Issuance {
     let key = IssuanceId::parse(id).unwrap().record_key().unwrap();
@@ -440,39 +439,6 @@ async fn the_status_route_reports_the_issuance() {
     assert_eq!(s, 404);
 }
 
-#[tokio::test]
-async fn no_plaintext_pii_reaches_the_store_or_the_logs() {
-    let w = world(&[]).await;
-    let (logs, dispatch) = LogCapture::new("issue");
-    let _g = tracing::dispatcher::set_default(&dispatch);
-    let email = "Mallory.Secret@example.com";
-    let mut b = body("kyc-document-r1", email);
-    b["sensitiveData"] = json!({"fullName": "Zelda Quixotic-Pii", "birthDate": "1901-02-03"});
-    let (status, _, _) = w.send(w.post(&w.writer, Some("pii-1"), &b)).await;
-    assert_eq!(status, 202);
-    drop(_g);
-    let text = logs.text();
-    // The SQLite file (and its write-ahead log) as bytes.
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(w.dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.to_string_lossy().contains("records.sqlite3") {
-            stored.extend(std::fs::read(&path).unwrap());
-        }
-    }
-    let stored = String::from_utf8_lossy(&stored);
-    assert!(stored.contains("ISSUE#"), "the store was read");
-    for secret in [
-        email,
-        &email.to_lowercase(),
-        "Zelda Quixotic-Pii",
-        "1901-02-03",
-    ] {
-        assert!(!stored.contains(secret), "{secret} in the store");
-        assert!(!text.contains(secret), "{secret} in the logs");
-    }
-}
-
 fn event(name: &str) -> lambda_http::Request {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
     lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -488,4 +454,50 @@ async fn the_sample_events_parse_and_are_refused_until_signed_with_a_real_key() 
         assert_eq!(r.status(), 401, "{name}");
     }
     assert_eq!(w.issue_calls().len(), 0);
+}
+
+#[tokio::test]
+async fn a_body_of_the_wrong_shape_is_refused_without_echoing_its_values() {
+    let w = world(&[]).await;
+    let mut b = body("kyc-basic", "unused@example.com");
+    b["user"] = json!("echo.me@example.com");
+    let (status, answer, _) = w.send(w.post(&w.writer, Some("shape"), &b)).await;
+    assert_eq!(
+        (status, answer["errorType"].as_str()),
+        (400, Some("validation_failed"))
+    );
+    assert!(
+        answer["errorMessage"].as_str().unwrap().contains("user"),
+        "{answer}"
+    );
+    assert!(
+        !answer.to_string().contains("echo.me@example.com"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_released_key_cannot_be_reused_for_another_user() {
+    let w = world(&[]).await;
+    // The first attempt reaches the platform, then its ciphertext upload is refused: the attempt
+    // fails and gives its Idempotency-Key back.
+    w.fault(json!({"route": "/dstorage/ciphertexts", "status": 400, "failNext": 1}))
+        .await;
+    let mut alice = body("kyc-document-r1", "alice.h3@example.com");
+    alice["sensitiveData"] = json!({"fullName": "Alice"});
+    let (status, _, _) = w.send(w.post(&w.writer, Some("h3"), &alice)).await;
+    assert_eq!(status, 502);
+    // The same key with another user's payload must not take the record over.
+    let bob = body("kyc-document-r1", "bob.h3@example.com");
+    let (status, answer, _) = w.send(w.post(&w.writer, Some("h3"), &bob)).await;
+    assert_eq!(
+        (status, answer["errorType"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{answer}"
+    );
+    assert_eq!(
+        w.issue_calls().len(),
+        1,
+        "bob's request never reached the platform"
+    );
 }

@@ -83,7 +83,13 @@ async fn serve_jwks() -> Jwks {
 }
 
 /// The simulator, our JWKS, our tokens and a client with small backoffs.
+/// The tests of this file run one at a time: one of them captures the client's log lines, and a
+/// capture is per thread — other tests hitting the same callsites concurrently can make `tracing`
+/// skip them.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Env {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
     sim: SimHandle,
     jwks: Jwks,
     tokens: Arc<MintingTokens>,
@@ -119,6 +125,7 @@ impl Env {
     }
 
     async fn start_with(tune: impl FnOnce(PlatformConfig) -> PlatformConfig) -> Self {
+        let serial = SERIAL.lock().await;
         let jwks = serve_jwks().await;
         let sim = platform_sim::spawn(
             SimConfig {
@@ -136,6 +143,7 @@ impl Env {
         let config = tune(test_config(&sim.base_url()));
         let (client, metrics) = client_for(&config, Arc::clone(&tokens) as Arc<dyn PartnerTokens>);
         Self {
+            _serial: serial,
             sim,
             jwks,
             tokens,

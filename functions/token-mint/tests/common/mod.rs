@@ -1,0 +1,175 @@
+//! The token mint handler's world: embedded adapters, a key set, API keys, request helpers.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Response};
+use serde_json::Value;
+use shared::apigw::ApiGatewayRequest;
+use shared::auth::{ApiKey, ApiKeyRegistry, KeyType, Permission, RequestVerifier, SecretApiKeys};
+use shared::clock::{Clock, ManualClock, SharedClock, Timestamp};
+use shared::config::{EnvReader, MapEnv};
+use shared::keys::policy::plan;
+use shared::keys::{KeySet, KeySetStore, SecretKeySet};
+use shared::secrets::file::FileSecrets;
+use shared::secrets::{CountingSource, SecretWriter};
+use shared::store::embedded::EmbeddedStore;
+use shared::telemetry::{MemorySink, Recorder};
+use token_mint::{MintConfig, MintDeps};
+
+pub struct World {
+    pub deps: MintDeps,
+    pub clock: ManualClock,
+    pub secret_reads: CountingSource<FileSecrets>,
+    pub key_set: KeySet,
+    pub server_key: ApiKey,
+    pub reader_key: ApiKey,
+    pub metrics: MemorySink,
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn config(extra: &[(&str, &str)]) -> MintConfig {
+    let mut pairs = vec![("PARTNER_ID", "partner-test")];
+    pairs.extend_from_slice(extra);
+    let env = MapEnv::from_pairs(pairs);
+    MintConfig::from_env(&EnvReader::new(&env)).unwrap()
+}
+
+pub async fn world(server_route: bool) -> World {
+    let clock = ManualClock::new(Timestamp::from_secs(1_795_262_400));
+    let shared_clock: SharedClock = Arc::new(clock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileSecrets::open(dir.path(), shared_clock.clone()).unwrap();
+    let config = config(&[]);
+
+    // A key set as rotation would have written it.
+    let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
+    let store = KeySetStore::new(writer, config.keys.secret_name.clone());
+    let loaded = store.load().await.unwrap();
+    let (key_set, _) = plan(&loaded.set, clock.now(), &config.keys.policy).unwrap();
+    store.save(&loaded, &key_set).await.unwrap();
+
+    // A server key allowed to mint.
+    let server_key = ApiKey::generate(
+        KeyType::Live,
+        vec![Permission::TokensMint],
+        vec![],
+        "svc",
+        clock.now(),
+    );
+    let reader_key = ApiKey::generate(
+        KeyType::Live,
+        vec![Permission::CredentialsRead],
+        vec![],
+        "reader",
+        clock.now(),
+    );
+    let registry = ApiKeyRegistry {
+        keys: vec![server_key.clone(), reader_key.clone()],
+    };
+    files
+        .create(&config.api_keys_secret, &registry.to_secret())
+        .await
+        .unwrap();
+
+    let counting = CountingSource::new(files.clone());
+    let metrics = MemorySink::default();
+    let recorder = Recorder::new(
+        "Test",
+        "token-mint",
+        Arc::new(metrics.clone()),
+        shared_clock.clone(),
+    );
+    let keys = SecretKeySet::new(
+        counting.clone(),
+        config.keys.secret_name.clone(),
+        config.keys.timings,
+        shared_clock.clone(),
+    );
+    let server_auth = server_route.then(|| {
+        let api_keys = SecretApiKeys::new(
+            files.clone(),
+            config.api_keys_secret.clone(),
+            Duration::from_secs(60),
+            shared_clock.clone(),
+        );
+        let replay =
+            EmbeddedStore::open(dir.path().join("records.sqlite3"), shared_clock.clone()).unwrap();
+        RequestVerifier::new(
+            Arc::new(api_keys),
+            Arc::new(replay),
+            shared_clock.clone(),
+            recorder.clone(),
+        )
+    });
+    World {
+        deps: MintDeps {
+            config,
+            keys: Arc::new(keys),
+            server_auth,
+            clock: shared_clock,
+            recorder,
+        },
+        clock,
+        secret_reads: counting,
+        key_set,
+        server_key,
+        reader_key,
+        metrics,
+        _dir: dir,
+    }
+}
+
+pub fn claims(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+pub fn user_request(body: &Value, amr: &str) -> ApiGatewayRequest {
+    ApiGatewayRequest::new(Method::POST, "/v1/partner-tokens")
+        .json(body)
+        .claims(claims(&[
+            ("sub", "user-7"),
+            ("email", "erin@example.com"),
+            ("amr", amr),
+        ]))
+}
+
+pub fn body_json(r: &Response<Body>) -> Value {
+    match r.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        Body::Empty => Value::Null,
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+pub fn header<'a>(r: &'a Response<Body>, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+pub fn decode(w: &World, token: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let kid = header.kid.unwrap();
+    let entry = w
+        .key_set
+        .keys
+        .iter()
+        .find(|k| k.kid.as_str() == kid)
+        .unwrap();
+    let public = entry.private_jwk.public();
+    let key = jsonwebtoken::DecodingKey::from_ec_components(&public.x, &public.y).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.validate_exp = false;
+    v.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(token, &key, &v)
+        .unwrap()
+        .claims
+}

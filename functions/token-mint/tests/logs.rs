@@ -1,0 +1,133 @@
+//! What the token mint logs on bad requests: reasons yes, secrets and personal data never.
+//! In its own test binary: a log capture is per thread, and tests running beside it in the same
+//! process can make `tracing` skip the captured callsites.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use lambda_http::http::Method;
+use serde_json::json;
+use shared::apigw::ApiGatewayRequest;
+use shared::telemetry::LogCapture;
+use token_mint::handle;
+
+#[tokio::test]
+async fn bad_requests_get_their_documented_answers_and_nothing_secret_is_logged() {
+    let w = world(false).await;
+    let (logs, dispatch) = LogCapture::new("token-mint");
+    let _g = tracing::dispatcher::set_default(&dispatch);
+    let cases: Vec<(&str, ApiGatewayRequest, u16, &str)> = vec![
+        (
+            "no authorizer claims",
+            ApiGatewayRequest::new(Method::POST, "/v1/partner-tokens")
+                .json(&json!({"scope": "issue"})),
+            401,
+            "unauthorized",
+        ),
+        (
+            "unknown scope",
+            user_request(&json!({"scope": "admin"}), "[mfa]"),
+            400,
+            "validation_failed",
+        ),
+        (
+            "issue without MFA",
+            user_request(&json!({"scope": "issue"}), "[pwd]"),
+            403,
+            "mfa_required",
+        ),
+        (
+            "malformed JSON",
+            user_request(&json!({}), "[mfa]").body("{\"scope\": "),
+            400,
+            "validation_failed",
+        ),
+        (
+            "wrong type",
+            user_request(&json!({"scope": 7}), "[mfa]"),
+            400,
+            "validation_failed",
+        ),
+        (
+            "unknown field",
+            user_request(&json!({"scope": "issue", "admin": true}), "[mfa]"),
+            400,
+            "validation_failed",
+        ),
+        (
+            "wrong content type",
+            ApiGatewayRequest::new(Method::POST, "/v1/partner-tokens")
+                .header("content-type", "text/plain")
+                .body("scope=issue")
+                .claims(claims(&[("sub", "u"), ("amr", "[mfa]")])),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "oversized body",
+            user_request(&json!({"scope": "x".repeat(5000)}), "[mfa]"),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "a user body on the user route",
+            user_request(
+                &json!({"scope": "issue", "user": {"email": "x@example.com"}}),
+                "[mfa]",
+            ),
+            400,
+            "validation_failed",
+        ),
+        (
+            "an API key where the server route is not deployed",
+            ApiGatewayRequest::new(Method::POST, "/v1/partner-tokens")
+                .json(&json!({"scope": "issue"}))
+                .header("x-access-key", "pk_aaaaaaaaaaaaaaaaaaaa"),
+            401,
+            "unauthorized",
+        ),
+        (
+            "wrong method",
+            ApiGatewayRequest::new(Method::GET, "/v1/partner-tokens"),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    let mut minted = Vec::new();
+    for (what, req, status, error_type) in cases {
+        let r = handle(req.build(), &w.deps).await;
+        assert_eq!(r.status().as_u16(), status, "{what}: {:?}", r.body());
+        assert_eq!(body_json(&r)["errorType"], error_type, "{what}");
+        assert_eq!(header(&r, "x-content-type-options"), "nosniff", "{what}");
+    }
+    // A successful mint too, so the logs would show a token if it were ever logged.
+    let ok = handle(
+        user_request(&json!({"scope": "issue"}), "[mfa]").build(),
+        &w.deps,
+    )
+    .await;
+    minted.push(body_json(&ok)["token"].as_str().unwrap().to_owned());
+    let text = logs.text();
+    for key in &w.key_set.keys {
+        assert!(
+            !text.contains(&key.private_jwk.d),
+            "private key material in the logs"
+        );
+    }
+    for token in &minted {
+        assert!(!text.contains(token.as_str()), "a token in the logs");
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!text.contains(signature));
+    }
+    assert!(
+        !text.contains("erin@example.com"),
+        "an e-mail address in the logs"
+    );
+    assert!(
+        logs.lines()
+            .iter()
+            .any(|l| l["reason"] == "no_authorizer_claims")
+    );
+    assert!(logs.lines().iter().any(|l| l["reason"] == "mfa_required"));
+}

@@ -461,6 +461,41 @@ mod embedded_file {
     }
 
     #[tokio::test]
+    async fn writers_on_separate_handles_of_one_file_serialise_instead_of_failing() {
+        // Two processes on one data directory (the devstack and opsctl, or two poller runs)
+        // each hold their own connection: conditional writes must wait for each other, and
+        // exactly one creator wins, as on DynamoDB.
+        let (_clock, shared) = common::clock();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.sqlite3");
+        let handles: Vec<Arc<EmbeddedStore>> = (0..4)
+            .map(|_| Arc::new(EmbeddedStore::open(&path, shared.clone()).unwrap()))
+            .collect();
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let s = Arc::clone(&handles[i % handles.len()]);
+            tasks.push(tokio::spawn(async move {
+                // Read first, then write: the pattern that cannot upgrade a deferred lock.
+                let _ = s.get(&key("contended")).await;
+                s.write(Write::Create(NewRecord::new(
+                    key("contended"),
+                    json!({"writer": i}),
+                )))
+                .await
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => wins += 1,
+                Err(StoreError::AlreadyExists { .. }) => {}
+                Err(other) => panic!("a writer failed instead of waiting: {other:?}"),
+            }
+        }
+        assert_eq!(wins, 1);
+    }
+
+    #[tokio::test]
     async fn a_corrupted_file_is_reported_with_its_name_and_left_alone() {
         let (_clock, shared) = common::clock();
         let dir = tempfile::tempdir().unwrap();

@@ -228,6 +228,16 @@ fn apply(
     }
 }
 
+/// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A deferred transaction
+/// that reads first and writes later cannot upgrade its lock while another connection (another
+/// process on the same file, such as `opsctl` beside the devstack) writes: SQLite fails it with
+/// "database is locked" at once instead of waiting. An immediate one waits its turn (the busy
+/// timeout), so conditional writes from several connections serialise like DynamoDB's.
+fn write_transaction(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(unavailable)
+}
+
 #[async_trait]
 impl RecordStore for EmbeddedStore {
     async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
@@ -242,7 +252,7 @@ impl RecordStore for EmbeddedStore {
 
     async fn write(&self, write: Write) -> Result<Version, StoreError> {
         self.run(move |conn, now, path| {
-            let tx = conn.transaction().map_err(unavailable)?;
+            let tx = write_transaction(conn)?;
             let version = apply(&tx, &write, now, path)?;
             tx.commit().map_err(unavailable)?;
             Ok(version)
@@ -253,7 +263,7 @@ impl RecordStore for EmbeddedStore {
     async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         check_batch(&writes)?;
         self.run(move |conn, now, path| {
-            let tx = conn.transaction().map_err(unavailable)?;
+            let tx = write_transaction(conn)?;
             for (index, w) in writes.iter().enumerate() {
                 match apply(&tx, w, now, path) {
                     Ok(_) => {}

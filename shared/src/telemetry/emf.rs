@@ -183,13 +183,19 @@ impl Metrics {
             .map(|(name, unit, _)| json!({"Name": name, "Unit": unit.as_str()}))
             .collect();
         let dimension_names: Vec<&str> = self.dimensions.iter().map(|(k, _)| k.as_str()).collect();
+        // Every metric is also rolled up by `service` alone, so that an alarm (or an anomaly
+        // detection band, which cannot sum over a dimension) can watch the service's total.
+        let mut dimension_sets = vec![dimension_names];
+        if dimension_sets[0].len() > 1 {
+            dimension_sets.push(vec!["service"]);
+        }
         root.insert(
             "_aws".into(),
             json!({
                 "Timestamp": now.as_millis(),
                 "CloudWatchMetrics": [{
                     "Namespace": self.namespace,
-                    "Dimensions": [dimension_names],
+                    "Dimensions": dimension_sets,
                     "Metrics": definitions,
                 }],
             }),
@@ -231,7 +237,11 @@ mod tests {
         let directive = &d["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(d["_aws"]["Timestamp"], 42);
         assert_eq!(directive["Namespace"], "PartnerBundle");
-        assert_eq!(directive["Dimensions"], json!([["service", "route"]]));
+        assert_eq!(
+            directive["Dimensions"],
+            json!([["service", "route"], ["service"]]),
+            "every metric is rolled up by service"
+        );
         assert_eq!(
             directive["Metrics"],
             json!([{"Name": "Issuances", "Unit": "Count"}, {"Name": "WaitOnchainSeconds", "Unit": "Seconds"}])
@@ -241,6 +251,17 @@ mod tests {
         assert_eq!(d["Issuances"], json!(1.0));
         assert_eq!(d["WaitOnchainSeconds"], json!([12.5, 3.0]));
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn a_metric_with_only_the_service_dimension_has_one_dimension_set() {
+        let mut m = Metrics::new("N", "s");
+        m.count("Runs");
+        let docs = m.take_documents(Timestamp::from_millis(0));
+        assert_eq!(
+            docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["service"]])
+        );
     }
 
     #[test]

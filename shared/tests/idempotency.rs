@@ -1,5 +1,7 @@
-//! Idempotency on the embedded store, with a manual clock: replays, reuse with another payload,
-//! concurrent duplicates, zero-millisecond leases, crashed attempts and released keys.
+//! Idempotency on both record stores, with a manual clock: replays, reuse with another payload,
+//! concurrent duplicates, zero-millisecond leases, crashed attempts and released keys. Each
+//! scenario is one function; the macro at the bottom runs it on the embedded SQLite adapter and on
+//! the DynamoDB adapter on a real moto server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,16 +15,17 @@ use shared::idempotency::{
     Begin, Idempotency, IdempotencyError, IdempotencyKey, StoredResponse, payload_hash,
 };
 use shared::store::RecordStore;
+use shared::store::dynamodb::DynamoStore;
 use shared::store::embedded::EmbeddedStore;
 
 struct World {
     store: Arc<dyn RecordStore>,
     clock: ManualClock,
     shared_clock: SharedClock,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
-fn world() -> World {
+async fn embedded() -> World {
     let (clock, shared_clock) = common::clock();
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path().join("r.sqlite3"), shared_clock.clone()).unwrap();
@@ -30,7 +33,21 @@ fn world() -> World {
         store: Arc::new(store),
         clock,
         shared_clock,
-        _dir: dir,
+        _dir: Some(dir),
+    }
+}
+
+async fn dynamodb() -> World {
+    let (clock, shared_clock) = common::clock();
+    let config = common::moto().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let store = DynamoStore::new(client, common::unique("idempotency"), shared_clock.clone());
+    store.create_table_if_missing().await.unwrap();
+    World {
+        store: Arc::new(store),
+        clock,
+        shared_clock,
+        _dir: None,
     }
 }
 
@@ -59,9 +76,7 @@ fn response() -> StoredResponse {
     }
 }
 
-#[tokio::test]
-async fn the_same_key_and_payload_after_completion_replays_the_stored_response() {
-    let w = world();
+async fn the_same_key_and_payload_after_completion_replays_the_stored_response(w: World) {
     let idem = w.idem();
     let lease_until = w.clock.now().plus(Duration::from_secs(30));
     let Begin::Proceed(lease) = idem
@@ -90,9 +105,7 @@ async fn the_payload_hash_ignores_formatting_but_not_content() {
     assert_ne!(hash(json!({"a": 1})), hash(json!({"a": 2})));
 }
 
-#[tokio::test]
-async fn the_same_key_with_another_payload_is_refused() {
-    let w = world();
+async fn the_same_key_with_another_payload_is_refused(w: World) {
     let idem = w.idem();
     let until = w.clock.now().plus(Duration::from_secs(30));
     idem.begin("pk_a", &key("k1"), &hash(json!({"a": 1})), until)
@@ -106,9 +119,7 @@ async fn the_same_key_with_another_payload_is_refused() {
     assert_eq!(err.to_api_error().status(), 422);
 }
 
-#[tokio::test]
-async fn keys_are_per_caller() {
-    let w = world();
+async fn keys_are_per_caller(w: World) {
     let idem = w.idem();
     let until = w.clock.now().plus(Duration::from_secs(30));
     idem.begin("pk_a", &key("k1"), &hash(json!({"a": 1})), until)
@@ -121,9 +132,7 @@ async fn keys_are_per_caller() {
     assert!(matches!(other, Begin::Proceed(_)));
 }
 
-#[tokio::test]
-async fn a_duplicate_during_the_lease_is_told_to_retry_after_the_lease() {
-    let w = world();
+async fn a_duplicate_during_the_lease_is_told_to_retry_after_the_lease(w: World) {
     let idem = w.idem();
     let until = w.clock.now().plus(Duration::from_millis(12_500));
     idem.begin("pk_a", &key("k1"), &hash(json!({})), until)
@@ -141,9 +150,7 @@ async fn a_duplicate_during_the_lease_is_told_to_retry_after_the_lease() {
     assert_eq!((api.status(), api.retry_after_secs()), (409, Some(13)));
 }
 
-#[tokio::test]
-async fn a_lease_with_zero_milliseconds_left_is_still_a_lease() {
-    let w = world();
+async fn a_lease_with_zero_milliseconds_left_is_still_a_lease(w: World) {
     let idem = w.idem();
     let until = w.clock.now().plus(Duration::from_secs(5));
     idem.begin("pk_a", &key("k1"), &hash(json!({})), until)
@@ -165,9 +172,7 @@ async fn a_lease_with_zero_milliseconds_left_is_still_a_lease() {
     );
 }
 
-#[tokio::test]
-async fn a_crashed_attempt_is_taken_over_after_its_lease_and_cannot_complete_afterwards() {
-    let w = world();
+async fn a_crashed_attempt_is_taken_over_after_its_lease_and_cannot_complete_afterwards(w: World) {
     let idem = w.idem();
     let until = w.clock.now().plus(Duration::from_secs(5));
     let Begin::Proceed(crashed) = idem
@@ -198,9 +203,7 @@ async fn a_crashed_attempt_is_taken_over_after_its_lease_and_cannot_complete_aft
     ));
 }
 
-#[tokio::test]
-async fn a_released_key_can_be_used_again_at_once() {
-    let w = world();
+async fn a_released_key_can_be_used_again_at_once(w: World) {
     let idem = w.idem();
     let until = w.clock.now().plus(Duration::from_secs(30));
     let Begin::Proceed(lease) = idem
@@ -219,9 +222,7 @@ async fn a_released_key_can_be_used_again_at_once() {
     ));
 }
 
-#[tokio::test]
-async fn a_record_past_its_window_is_forgotten() {
-    let w = world();
+async fn a_record_past_its_window_is_forgotten(w: World) {
     let idem = w.idem();
     let until = w.clock.now().plus(Duration::from_secs(30));
     let Begin::Proceed(lease) = idem
@@ -242,9 +243,8 @@ async fn a_record_past_its_window_is_forgotten() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn of_fifty_concurrent_duplicates_exactly_one_proceeds() {
-    let w = Arc::new(world());
+async fn of_fifty_concurrent_duplicates_exactly_one_proceeds(w: World) {
+    let w = Arc::new(w);
     let until = w.clock.now().plus(Duration::from_secs(30));
     let mut tasks = Vec::new();
     for _ in 0..50 {
@@ -273,3 +273,36 @@ fn malformed_idempotency_keys_are_refused() {
     assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
     assert!(IdempotencyKey::parse("order-123_retry.1").is_ok());
 }
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod on_embedded_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::embedded().await).await;
+                }
+            )*
+        }
+        mod on_dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::dynamodb().await).await;
+                }
+            )*
+        }
+    };
+}
+
+scenarios!(
+    the_same_key_and_payload_after_completion_replays_the_stored_response,
+    the_same_key_with_another_payload_is_refused,
+    keys_are_per_caller,
+    a_duplicate_during_the_lease_is_told_to_retry_after_the_lease,
+    a_lease_with_zero_milliseconds_left_is_still_a_lease,
+    a_crashed_attempt_is_taken_over_after_its_lease_and_cannot_complete_afterwards,
+    a_released_key_can_be_used_again_at_once,
+    a_record_past_its_window_is_forgotten,
+    of_fifty_concurrent_duplicates_exactly_one_proceeds,
+);

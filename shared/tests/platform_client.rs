@@ -175,13 +175,18 @@ impl Env {
 
     /// Sums the values of `metric` written with dimension `status`.
     fn counted(&self, metric: &str, status: &str) -> f64 {
-        self.metrics
-            .documents()
-            .iter()
-            .filter(|d| d["status"] == status)
-            .filter_map(|d| d[metric].as_f64())
-            .sum()
+        counted_in(&self.metrics, metric, status)
     }
+}
+
+/// Sums the values of `metric` written to `metrics` with dimension `status`.
+fn counted_in(metrics: &MemorySink, metric: &str, status: &str) -> f64 {
+    metrics
+        .documents()
+        .iter()
+        .filter(|d| d["status"] == status)
+        .filter_map(|d| d[metric].as_f64())
+        .sum()
 }
 
 fn client_for(
@@ -370,8 +375,12 @@ async fn a_held_connection_is_retried_within_the_deadline_then_unavailable() {
 #[tokio::test]
 async fn a_rate_limit_whose_retry_after_fits_is_waited_out_and_retried() {
     let env = Env::start().await;
-    env.fault(json!({"route": ISSUE_ROUTE, "retryAfterSecs": 1, "failNext": 1}))
-        .await;
+    let retry_after = Duration::from_secs(1);
+    env.fault(
+        json!({"route": ISSUE_ROUTE, "retryAfterSecs": retry_after.as_secs(), "failNext": 1}),
+    )
+    .await;
+    let started = Instant::now();
     let issued = env
         .client
         .issue_on_behalf(
@@ -381,9 +390,97 @@ async fn a_rate_limit_whose_retry_after_fits_is_waited_out_and_retried() {
         )
         .await
         .unwrap();
+    let elapsed = started.elapsed();
     assert!(!issued.core_claim_hash.is_empty());
-    let statuses: Vec<u16> = env.seen(ISSUE_ROUTE).iter().map(|r| r.status).collect();
+    let seen = env.seen(ISSUE_ROUTE);
+    let statuses: Vec<u16> = seen.iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![429, 200]);
+    // The retry came no sooner than Retry-After after the 429, by the simulator's arrival times
+    // and by our own watch.
+    let gap = Duration::from_millis(seen[1].at_ms.saturating_sub(seen[0].at_ms));
+    assert!(
+        gap >= retry_after,
+        "the retry arrived {gap:?} after the 429, before its Retry-After of {retry_after:?}"
+    );
+    assert!(
+        elapsed >= retry_after,
+        "the call returned after {elapsed:?}, before the Retry-After of {retry_after:?} passed"
+    );
+}
+
+/// Forwards every connection `listener` accepts to `target`, byte for byte.
+async fn forward(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_counted_as_a_connect_error_and_retried_until_the_platform_answers()
+{
+    let env = Env::start().await;
+    // The platform's address refuses connections (the port is bound but nobody listens on it)
+    // until a refused attempt has been counted; then it forwards to the simulator.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let mut config = test_config(&format!("http://{addr}"));
+    config.max_attempts = 10;
+    config.base_backoff = Duration::from_millis(50);
+    config.max_backoff = Duration::from_millis(200);
+    let (client, metrics) = client_for(&config, Arc::clone(&env.tokens) as Arc<dyn PartnerTokens>);
+    let call = tokio::spawn(async move {
+        client
+            .issue_on_behalf(
+                "lena@example.com",
+                &request("kyc-basic", OnDuplicate::Ignore),
+                soon(),
+            )
+            .await
+    });
+    while counted_in(&metrics, "UpstreamErrors", "connect") == 0.0 {
+        if call.is_finished() {
+            panic!(
+                "the call ended before any refused attempt was counted: {:?}; metrics {:?}",
+                call.await,
+                metrics.documents()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let forwarder = tokio::spawn(forward(socket.listen(16).unwrap(), env.sim.local_addr()));
+
+    let issued = call
+        .await
+        .unwrap()
+        .expect("the call succeeds once the platform is reachable");
+    forwarder.abort();
+    assert!(!issued.core_claim_hash.is_empty());
+    let refused = counted_in(&metrics, "UpstreamErrors", "connect");
+    assert!(refused >= 1.0);
+    let upstream_errors: Vec<Value> = metrics
+        .documents()
+        .into_iter()
+        .filter(|d| d.get("UpstreamErrors").is_some())
+        .collect();
+    assert_eq!(
+        upstream_errors.len() as f64,
+        refused,
+        "every failed attempt was a refused connection, counted as such: {upstream_errors:?}"
+    );
+    let statuses: Vec<u16> = env.seen(ISSUE_ROUTE).iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        vec![200],
+        "only the last attempt reached the platform"
+    );
 }
 
 #[tokio::test]

@@ -27,6 +27,13 @@ async fn each_bad_request_gets_its_documented_answer() {
     unknown.key_id = "pk_doesnotexist0000000".into();
     let mut wrong_ip = signed(&w.office_only, &w.office_only.secret, now.clone());
     wrong_ip.ip = Some("198.51.100.7");
+    // A request accepted once, then sent again as is (from another address).
+    let mut replayed = signed(&w.live, &w.live.secret, now.clone());
+    replayed.ip = Some("203.0.113.9");
+    w.verifier
+        .verify(&replayed.parts(), Permission::CredentialsWrite)
+        .await
+        .expect("the first use of the signature is accepted");
 
     let cases: Vec<(&str, Req, Permission, Refusal)> = vec![
         (
@@ -103,6 +110,12 @@ async fn each_bad_request_gets_its_documented_answer() {
             Permission::CredentialsWrite,
             (ErrorType::Forbidden, 403, "ip_not_allowed"),
         ),
+        (
+            "replayed signature",
+            replayed,
+            Permission::CredentialsWrite,
+            (ErrorType::ReplayedRequest, 401, "replayed_request"),
+        ),
     ];
     let count = cases.len();
     let (logs, dispatch) = LogCapture::new("issue");
@@ -126,6 +139,24 @@ async fn each_bad_request_gets_its_documented_answer() {
             .any(|l| l["reason"] == "ip_not_allowed" && l["source_ip"] == "198.51.100.7")
     );
     assert!(lines.iter().any(|l| l["key_id"] == w.revoked.id.as_str()));
+    let replay_lines: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["reason"] == "replayed_request")
+        .collect();
+    assert_eq!(replay_lines.len(), 1, "{lines:?}");
+    let replay = replay_lines[0];
+    assert_eq!(replay["level"], "WARN");
+    assert_eq!(replay["message"], "authentication failed");
+    assert_eq!(replay["key_id"], w.live.id.as_str());
+    assert_eq!(replay["source_ip"], "203.0.113.9");
+    let replay_counts: f64 = w
+        .metrics
+        .documents()
+        .iter()
+        .filter(|d| d["reason"] == "replayed_request")
+        .filter_map(|d| d["AuthFailures"].as_f64())
+        .sum();
+    assert_eq!(replay_counts, 1.0, "{:?}", w.metrics.documents());
     let text = logs.text();
     for key in [&w.live, &w.read_only, &w.revoked, &w.office_only] {
         assert!(!text.contains(&key.secret), "a secret reached the logs");

@@ -128,6 +128,41 @@ async fn callbacks_are_retried_until_a_receiver_that_fails_twice_succeeds() {
 }
 
 #[tokio::test]
+async fn the_gaps_between_delivery_attempts_grow_exponentially() {
+    let base = Duration::from_millis(100);
+    let receiver = Receiver::start(3).await;
+    let env = env_with(&receiver, |c| c.callback_base_delay = base).await;
+    env.post_json("/sim/verifier-authorizations", authorization())
+        .await;
+    let record = wait_status(&env, "DELIVERED").await;
+    let at_ms: Vec<u64> = record["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["atMs"].as_u64().expect("each attempt has its time"))
+        .collect();
+    assert_eq!(
+        at_ms.len(),
+        4,
+        "three failures, then the delivery: {record}"
+    );
+    let gaps: Vec<Duration> = at_ms
+        .windows(2)
+        .map(|w| Duration::from_millis(w[1].saturating_sub(w[0])))
+        .collect();
+    // Before the n-th retry the simulator waits base · 2^(n-1): at least 100, 200, 400 ms. A fixed
+    // or linear backoff could not reach the last of these bounds.
+    for (n, gap) in gaps.iter().enumerate() {
+        let least = base * 2u32.pow(u32::try_from(n).unwrap());
+        assert!(
+            *gap >= least,
+            "retry {} came {gap:?} after the attempt before it, less than {least:?}: gaps {gaps:?}",
+            n + 1
+        );
+    }
+}
+
+#[tokio::test]
 async fn callbacks_fail_after_the_configured_number_of_retries() {
     let receiver = Receiver::start(usize::MAX).await;
     let env = env_with(&receiver, |c| c.callback_retries = 2).await;

@@ -80,9 +80,20 @@ async fn a_rate_limit_fault_answers_429_with_retry_after() {
 #[tokio::test]
 async fn a_latency_fault_still_answers_normally() {
     let env = Env::start().await;
-    set_fault(&env, json!({"route": "*", "latencyMs": 20})).await;
+    let latency = Duration::from_millis(20);
+    set_fault(
+        &env,
+        json!({"route": "*", "latencyMs": latency.as_millis()}),
+    )
+    .await;
+    let started = std::time::Instant::now();
     let (status, _) = env.issue("a@b.c", issue_body("kyc-basic")).await;
+    let elapsed = started.elapsed();
     assert_eq!(status, 200);
+    assert!(
+        elapsed >= latency,
+        "the answer came after {elapsed:?}, sooner than the injected {latency:?}"
+    );
     let faults = env.get_json("/sim/faults").await;
     assert_eq!(faults["faults"][0]["hits"], 1);
     assert_eq!(faults["faults"][0]["injected"], 0);

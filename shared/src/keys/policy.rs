@@ -314,11 +314,70 @@ mod tests {
         assert_eq!(set.keys.len(), 1);
     }
 
+    fn mint(set: &KeySet, now: Timestamp, t: &KeyTimings) -> crate::keys::MintedToken {
+        use crate::keys::{PartnerId, PreparedKeys, Scope, TokenLifetime, TokenRequest};
+        let partner = PartnerId::new("partner-test").unwrap();
+        let scope = Scope::new(Scope::ISSUE).unwrap();
+        PreparedKeys::new(set.clone(), *t, now)
+            .unwrap()
+            .mint(
+                &TokenRequest {
+                    partner_id: &partner,
+                    scope: &scope,
+                    email: None,
+                    sub: None,
+                    lifetime: TokenLifetime::new(t.max_token_lifetime).unwrap(),
+                },
+                now,
+            )
+            .unwrap()
+    }
+
+    /// A relying party holding only `jwks`: finds the token's kid there and checks the signature
+    /// (times are not checked: the test clock is not the wall clock).
+    fn verify_with(jwks: &crate::keys::RenderedJwks, token: &str) -> Result<(), String> {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|e| e.to_string())?
+            .kid
+            .ok_or("no kid")?;
+        let doc: serde_json::Value = serde_json::from_str(&jwks.body).unwrap();
+        let jwk = doc["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+            .ok_or_else(|| format!("kid {kid} is not in the JWKS"))?;
+        let key =
+            DecodingKey::from_ec_components(jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap())
+                .unwrap();
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
     fn revoking_the_signing_key_activates_a_replacement_at_once() {
         let p = policy();
+        let t = &p.timings;
         let (set, _) = plan(&KeySet::default(), at(0), &p).unwrap();
         let kid = set.keys[0].kid.clone();
+        // A token signed by the key before it is found compromised, still within its lifetime.
+        let earlier = mint(&set, at(90), t);
+        assert_eq!(earlier.kid, kid);
+        assert_eq!(
+            verify_with(
+                &crate::keys::RenderedJwks::render(&set, at(90), t),
+                earlier.token.expose()
+            ),
+            Ok(())
+        );
+
         let (set, change) = revoke(&set, &kid, at(100), &p).unwrap();
         let Change::Revoked {
             replacement: Some(new),
@@ -327,13 +386,37 @@ mod tests {
         else {
             panic!("{change:?}")
         };
-        assert_eq!(set.signer(at(100), &p.timings).unwrap().kid, new);
+        assert_eq!(set.signer(at(100), t).unwrap().kid, new);
+        assert_eq!(
+            set.get(&new).unwrap().activate_at,
+            at(100),
+            "the replacement signs from the instant of the revocation, with no lead"
+        );
         let published: Vec<Kid> = set
-            .published(at(100), &p.timings)
+            .published(at(100), t)
             .into_iter()
             .map(|j| j.kid)
             .collect();
-        assert_eq!(published, vec![new]);
+        assert_eq!(published, vec![new.clone()]);
+
+        // The JWKS rendered from the new set drops the revoked key at once...
+        let jwks = crate::keys::RenderedJwks::render(&set, at(100), t);
+        assert_eq!(jwks.kids, vec![new.clone()]);
+        assert!(
+            !jwks.body.contains(kid.as_str()),
+            "the revoked kid is still in the JWKS: {}",
+            jwks.body
+        );
+        // ...the signer uses the replacement at the same instant...
+        let after = mint(&set, at(100), t);
+        assert_eq!(after.kid, new);
+        assert_eq!(verify_with(&jwks, after.token.expose()), Ok(()));
+        // ...and a verifier holding the new JWKS rejects what the revoked key signed earlier,
+        // though that token has not expired yet.
+        assert!(earlier.expires_at > at(100));
+        let rejected = verify_with(&jwks, earlier.token.expose());
+        assert_eq!(rejected, Err(format!("kid {kid} is not in the JWKS")));
+
         assert!(matches!(
             revoke(&set, &kid, at(101), &p),
             Err(RevokeError::AlreadyRevoked(_))

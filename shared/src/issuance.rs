@@ -113,6 +113,12 @@ pub struct Issuance {
     /// How many status polls were made.
     #[serde(default)]
     pub poll_attempts: u32,
+    /// When the status poller last claimed it for a poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_polled_at: Option<Timestamp>,
+    /// When the poller raised the long-`WAIT_ONCHAIN` alert for it (at most once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerted_at: Option<Timestamp>,
 }
 
 impl Issuance {

@@ -265,6 +265,8 @@ async fn issue(
         wait_onchain_since: None,
         onchain_at: None,
         poll_attempts: 0,
+        last_polled_at: None,
+        alerted_at: None,
     };
     let set_on_duplicate = |i: &mut Issuance, o: OnDuplicate| {
         i.on_duplicate = match o {

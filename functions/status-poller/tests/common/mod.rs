@@ -1,0 +1,394 @@
+//! A world for the status poller: a manual clock moved together with the platform simulator's,
+//! the embedded store (or DynamoDB on the moto server `make test` runs), our key set served as a
+//! JWKS, the real platform simulator, and credentials issued at the simulator and queued for
+//! polling exactly as the issue function queues them.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use shared::clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
+use shared::config::{EnvReader, MapEnv};
+use shared::issuance::{Issuance, IssuanceId, IssuanceStatus, poll_queue};
+use shared::keys::policy::plan;
+use shared::keys::{KeyConfig, KeySetStore, PartnerId, RenderedJwks, SecretKeySet};
+use shared::pii::{DataKeys, Protector};
+use shared::platform::{
+    Deadline, IssueOnBehalf, MintingTokens, OnDuplicate, PlatformClient, PlatformConfig,
+};
+use shared::redact::Pii;
+use shared::secrets::SecretWriter;
+use shared::secrets::file::FileSecrets;
+use shared::store::{DueRecords, NewRecord, Record, RecordStore, Write};
+use shared::telemetry::{MemorySink, Recorder};
+use status_poller::{PollPolicy, PollerDeps, RunSummary, run};
+
+/// The program the seeded credentials belong to.
+pub const PROGRAM: &str = "kyc-basic";
+/// Where the first poll is due after acceptance (as the issue function queues it).
+pub const FIRST_POLL_AFTER: Duration = Duration::from_secs(1);
+
+/// Which store the world runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite store in a temporary directory.
+    Embedded,
+    /// DynamoDB on the moto server at `AWS_ENDPOINT_URL` (fails loudly when it is not there).
+    DynamoDb,
+}
+
+pub struct World {
+    /// The poller's clock (and the store's).
+    pub clock: ManualClock,
+    pub store: Arc<dyn RecordStore>,
+    pub due: Arc<dyn DueRecords>,
+    pub sim: platform_sim::SimHandle,
+    pub metrics: MemorySink,
+    pub platform_config: PlatformConfig,
+    pub dir: tempfile::TempDir,
+    tokens: Arc<MintingTokens>,
+    protector: Protector,
+    http: reqwest::Client,
+    backend: Backend,
+    table: Option<String>,
+    _jwks: tokio::task::JoinHandle<()>,
+}
+
+/// A world whose simulator anchors credentials `onchain_delay` after issuance.
+pub async fn world(backend: Backend, onchain_delay: Duration) -> World {
+    // Token times are checked on the wall clock by the simulator: tokens use the system clock,
+    // the poller and its store a manual one.
+    let wall: SharedClock = Arc::new(SystemClock);
+    let clock = ManualClock::new(Timestamp::from_millis(SystemClock.now().as_millis()));
+    let shared_clock: SharedClock = Arc::new(clock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileSecrets::open(dir.path(), wall.clone()).unwrap();
+    let env = MapEnv::default();
+    let keys_config = KeyConfig::from_env(&EnvReader::new(&env)).unwrap();
+
+    // Our signing key, published to the simulator through a tiny JWKS server.
+    let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
+    let key_store = KeySetStore::new(writer, keys_config.secret_name.clone());
+    let loaded = key_store.load().await.unwrap();
+    let (set, _) = plan(
+        &loaded.set,
+        wall.now().minus(Duration::from_secs(600)),
+        &keys_config.policy,
+    )
+    .unwrap();
+    key_store.save(&loaded, &set).await.unwrap();
+    let body = RenderedJwks::render(&set, wall.now(), &keys_config.timings).body;
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    let jwks = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let sim = platform_sim::spawn(
+        platform_sim::SimConfig {
+            jwks_url,
+            onchain_delay,
+            ..platform_sim::SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let key_set = Arc::new(SecretKeySet::new(
+        files,
+        keys_config.secret_name.clone(),
+        keys_config.timings,
+        wall.clone(),
+    ));
+    let tokens = Arc::new(MintingTokens::new(
+        key_set,
+        PartnerId::new("partner-local").unwrap(),
+        keys_config.token_lifetime,
+        wall,
+        20_000,
+    ));
+    let mut platform_config = PlatformConfig::new(&sim.base_url(), true).unwrap();
+    platform_config.base_backoff = Duration::from_millis(5);
+    platform_config.max_backoff = Duration::from_millis(20);
+    platform_config.max_attempts = 2;
+    platform_config.request_timeout = Duration::from_millis(1500);
+
+    let (store, due, table): (Arc<dyn RecordStore>, Arc<dyn DueRecords>, _) = match backend {
+        Backend::Embedded => {
+            let store = Arc::new(
+                shared::store::embedded::EmbeddedStore::open(
+                    dir.path().join("records.sqlite3"),
+                    shared_clock,
+                )
+                .unwrap(),
+            );
+            (store.clone(), store, None)
+        }
+        Backend::DynamoDb => {
+            let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+            assert!(
+                endpoint.starts_with("http://127.0.0.1:"),
+                "AWS_ENDPOINT_URL must point at the moto server on 127.0.0.1 (run the suites with \
+                 `make test` or infra/scripts/with-moto.sh), got {endpoint:?}"
+            );
+            let sdk = shared::aws::load().await;
+            let table = format!("poller-{}", uuid::Uuid::new_v4().simple());
+            let store = Arc::new(shared::store::dynamodb::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                table.clone(),
+                shared_clock,
+            ));
+            store.create_table_if_missing().await.unwrap();
+            (store.clone(), store, Some(table))
+        }
+    };
+
+    World {
+        clock,
+        store,
+        due,
+        sim,
+        metrics: MemorySink::default(),
+        platform_config,
+        dir,
+        tokens,
+        protector: Protector::new(Arc::new(DataKeys::generate())),
+        http: reqwest::Client::new(),
+        backend,
+        table,
+        _jwks: jwks,
+    }
+}
+
+impl World {
+    /// A fresh poller over this world's store, as a new Lambda container would build it: its
+    /// own platform client (own connection pool), the shared token source and metrics sink.
+    pub fn poller(&self, policy: PollPolicy) -> PollerDeps {
+        self.poller_on(self.store.clone(), self.due.clone(), policy)
+    }
+
+    /// The same over other handles on the store (another connection, another process).
+    pub fn poller_on(
+        &self,
+        store: Arc<dyn RecordStore>,
+        due: Arc<dyn DueRecords>,
+        policy: PollPolicy,
+    ) -> PollerDeps {
+        let clock: SharedClock = Arc::new(self.clock.clone());
+        let recorder = Recorder::new(
+            "Test",
+            status_poller::SERVICE,
+            Arc::new(self.metrics.clone()),
+            clock.clone(),
+        );
+        let platform = PlatformClient::new(
+            self.platform_config.clone(),
+            self.tokens.clone(),
+            recorder.clone(),
+        )
+        .unwrap();
+        PollerDeps {
+            policy,
+            store,
+            due,
+            platform,
+            clock,
+            recorder,
+        }
+    }
+
+    /// The store this world runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A second DynamoDB client on the same table (another Lambda container).
+    pub async fn second_store(&self) -> (Arc<dyn RecordStore>, Arc<dyn DueRecords>) {
+        let clock: SharedClock = Arc::new(self.clock.clone());
+        let sdk = shared::aws::load().await;
+        let store = Arc::new(shared::store::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            self.table.clone().expect("a DynamoDB world"),
+            clock,
+        ));
+        (store.clone(), store)
+    }
+
+    /// One run with a minute to go.
+    pub async fn run(&self, deps: &PollerDeps) -> RunSummary {
+        run(deps, Deadline::after(Duration::from_secs(60)))
+            .await
+            .unwrap()
+    }
+
+    /// Moves the poller's clock and the simulator's clock forward together.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.sim.advance(by);
+    }
+
+    /// Issues `n` credentials at the simulator (users `{prefix}{i}@example.com`) and queues their
+    /// records as the issue function does: `WAIT_ONCHAIN` since now, first poll due 1 s later.
+    pub async fn seed(&self, prefix: &str, n: usize) -> Vec<IssuanceId> {
+        let client = PlatformClient::new(self.platform_config.clone(), self.tokens.clone(), {
+            Recorder::new(
+                "Seed",
+                "seed",
+                Arc::new(MemorySink::default()),
+                Arc::new(SystemClock),
+            )
+        })
+        .unwrap();
+        let client = &client;
+        futures::stream::iter(0..n)
+            .map(|i| async move {
+                let email = format!("{prefix}{i}@example.com");
+                let issued = client
+                    .issue_on_behalf(
+                        &email,
+                        &IssueOnBehalf {
+                            issuer_did: "did:air:id:test:partner-local".into(),
+                            credential_id: PROGRAM.into(),
+                            credential_subject: json!({"tier": "basic", "country": "DE",
+                                "verifiedAt": "2026-11-21T12:00:00Z"}),
+                            on_duplicate: OnDuplicate::Revoke,
+                        },
+                        Deadline::after(Duration::from_secs(30)),
+                    )
+                    .await
+                    .unwrap();
+                self.queue(
+                    &email,
+                    &format!("{prefix}-{i}"),
+                    Some(issued.core_claim_hash),
+                )
+                .await
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await
+    }
+
+    /// Writes one `WAIT_ONCHAIN` record for `email`, queued as the issue function queues it.
+    pub async fn queue(
+        &self,
+        email: &str,
+        idempotency_key: &str,
+        core_claim_hash: Option<String>,
+    ) -> IssuanceId {
+        let id = IssuanceId::derive("pk_test", idempotency_key);
+        let key = id.record_key().unwrap();
+        let now = self.clock.now();
+        let issuance = Issuance {
+            issuance_id: id.clone(),
+            caller: "pk_test".into(),
+            program_id: PROGRAM.into(),
+            user_hash: self.protector.hash(email),
+            user: self
+                .protector
+                .seal(&Pii::new(email.to_owned()), key.as_str())
+                .unwrap(),
+            subject_hash: "0".repeat(64),
+            on_duplicate: "revoke".into(),
+            status: IssuanceStatus::WaitOnchain,
+            core_claim_hash,
+            storage_id: None,
+            reason: None,
+            created_at: now,
+            updated_at: now,
+            wait_onchain_since: Some(now),
+            onchain_at: None,
+            poll_attempts: 0,
+            last_polled_at: None,
+            alerted_at: None,
+        };
+        let record = NewRecord::new(key, serde_json::to_value(&issuance).unwrap())
+            .due_at(poll_queue(), now.plus(FIRST_POLL_AFTER));
+        self.store.write(Write::Create(record)).await.unwrap();
+        id
+    }
+
+    /// The stored record and its issuance.
+    pub async fn record(&self, id: &IssuanceId) -> (Record, Issuance) {
+        let record = self
+            .store
+            .get(&id.record_key().unwrap())
+            .await
+            .unwrap()
+            .expect("the record exists");
+        let issuance = serde_json::from_value(record.data.clone()).unwrap();
+        (record, issuance)
+    }
+
+    /// The status calls the simulator received, as their `coreClaimHash`es, in arrival order.
+    pub fn status_calls(&self) -> Vec<String> {
+        self.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.route == "GET /credentials/status")
+            .map(|r| {
+                r.query
+                    .unwrap_or_default()
+                    .trim_start_matches("coreClaimHash=")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// The issue-on-behalf calls the simulator received.
+    pub fn issue_calls(&self) -> usize {
+        self.sim
+            .requests()
+            .iter()
+            .filter(|r| r.route == "POST /credentials/issue-on-behalf")
+            .count()
+    }
+
+    pub async fn fault(&self, spec: Value) {
+        let r = self
+            .http
+            .post(format!("{}/sim/faults", self.sim.base_url()))
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+
+    pub async fn clear_faults(&self) {
+        let r = self
+            .http
+            .delete(format!("{}/sim/faults", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    /// Sum of every value of a metric (all dimensions).
+    pub fn metric(&self, name: &str) -> f64 {
+        self.metrics.total(name)
+    }
+
+    /// Sum of a metric's values under one `kind`.
+    pub fn metric_of_kind(&self, name: &str, kind: &str) -> f64 {
+        self.metrics
+            .documents()
+            .iter()
+            .filter(|d| d["kind"] == kind)
+            .filter_map(|d| d[name].as_f64())
+            .sum()
+    }
+}

@@ -1,0 +1,153 @@
+//! The receiver's configuration, read once at start.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use shared::config::{ConfigError, EnvReader};
+use shared::secrets::SecretName;
+
+use crate::keys::DEFAULT_WEBHOOK_SECRETS_SECRET;
+use crate::routes::{DEFAULT_ROUTES_JSON, RouteConfig};
+use crate::verify::Scheme;
+
+/// The largest body accepted by default (64 KiB; a callback is a few hundred bytes).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The function's configuration.
+#[derive(Debug, Clone)]
+pub struct CallbackConfig {
+    /// `MAX_CALLBACK_BODY_BYTES` (default 65536): larger bodies get 413 before anything else.
+    pub max_body_bytes: usize,
+    /// `WEBHOOK_SCHEME`: `standard` (default) or `hex`.
+    pub scheme: Scheme,
+    /// `WEBHOOK_TOLERANCE_SECONDS` (default 300, at most 300): the accepted clock difference.
+    pub tolerance: Duration,
+    /// `CALLBACK_ALLOWED_CIDRS`: comma-separated source ranges; empty allows any source.
+    pub allowed_cidrs: Vec<IpNet>,
+    /// `WEBHOOK_SECRETS_SECRET_NAME` (default `partner-bundle/webhook-secrets`).
+    pub webhook_secrets_secret: SecretName,
+    /// `WEBHOOK_SECRETS_CACHE_SECONDS` (default 60, at most 300): how long a container keeps the
+    /// secrets, hence how soon a removed secret stops being accepted.
+    pub webhook_secrets_ttl: Duration,
+    /// `DATA_KEYS_SECRET_NAME` (default `partner-bundle/data-keys`).
+    pub data_keys_secret: SecretName,
+    /// `CALLBACK_ROUTES_JSON` (default: the sample programs to `compliance` and `events`).
+    pub routes: RouteConfig,
+}
+
+fn secret_name(r: &EnvReader<'_>, var: &str, default: &str) -> Result<SecretName, ConfigError> {
+    let text = r.optional(var).unwrap_or_else(|| default.to_owned());
+    SecretName::new(&text).map_err(|e| ConfigError::new(var, e.to_string()))
+}
+
+impl CallbackConfig {
+    /// Reads the configuration; a bad value names its variable.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the variable.
+    pub fn from_env(r: &EnvReader<'_>) -> Result<Self, ConfigError> {
+        let max_body_bytes: usize =
+            r.parsed_or("MAX_CALLBACK_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
+        if max_body_bytes == 0 {
+            return Err(ConfigError::new(
+                "MAX_CALLBACK_BODY_BYTES",
+                "must be at least 1",
+            ));
+        }
+        let allowed_cidrs = r
+            .list("CALLBACK_ALLOWED_CIDRS")
+            .iter()
+            .map(|c| {
+                c.parse::<IpNet>()
+                    .or_else(|_| c.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::new(
+                            "CALLBACK_ALLOWED_CIDRS",
+                            format!("{c:?} is not an address or a CIDR range"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes_json = r
+            .optional("CALLBACK_ROUTES_JSON")
+            .unwrap_or_else(|| DEFAULT_ROUTES_JSON.to_owned());
+        let routes = RouteConfig::parse(&routes_json)
+            .map_err(|e| ConfigError::new("CALLBACK_ROUTES_JSON", e))?;
+        Ok(Self {
+            max_body_bytes,
+            scheme: r.parsed_or("WEBHOOK_SCHEME", Scheme::Standard)?,
+            tolerance: r.seconds("WEBHOOK_TOLERANCE_SECONDS", 300, 1, 300)?,
+            allowed_cidrs,
+            webhook_secrets_secret: secret_name(
+                r,
+                "WEBHOOK_SECRETS_SECRET_NAME",
+                DEFAULT_WEBHOOK_SECRETS_SECRET,
+            )?,
+            webhook_secrets_ttl: r.seconds("WEBHOOK_SECRETS_CACHE_SECONDS", 60, 0, 300)?,
+            data_keys_secret: secret_name(
+                r,
+                "DATA_KEYS_SECRET_NAME",
+                shared::pii::DEFAULT_DATA_KEYS_SECRET,
+            )?,
+            routes,
+        })
+    }
+
+    /// Whether a delivery from `ip` may be processed.
+    pub fn allows_source(&self, ip: Option<IpAddr>) -> bool {
+        self.allowed_cidrs.is_empty()
+            || ip.is_some_and(|ip| self.allowed_cidrs.iter().any(|net| net.contains(&ip)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::config::MapEnv;
+
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<CallbackConfig, ConfigError> {
+        let env = MapEnv::from_pairs(pairs.iter().copied());
+        CallbackConfig::from_env(&EnvReader::new(&env))
+    }
+
+    #[test]
+    fn the_defaults_need_no_variable() {
+        let c = read(&[]).unwrap();
+        assert_eq!(c.max_body_bytes, 65_536);
+        assert_eq!(c.scheme, Scheme::Standard);
+        assert_eq!(c.tolerance, Duration::from_secs(300));
+        assert_eq!(
+            c.webhook_secrets_secret.as_str(),
+            "partner-bundle/webhook-secrets"
+        );
+        assert!(c.allows_source(None));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("WEBHOOK_SCHEME", "v2"),
+            ("WEBHOOK_TOLERANCE_SECONDS", "301"),
+            ("MAX_CALLBACK_BODY_BYTES", "0"),
+            ("CALLBACK_ALLOWED_CIDRS", "10.0.0.0/33"),
+            ("CALLBACK_ROUTES_JSON", "[]"),
+            ("WEBHOOK_SECRETS_SECRET_NAME", "a b"),
+        ] {
+            assert_eq!(read(&[(var, value)]).unwrap_err().var, var, "{var}");
+        }
+    }
+
+    #[test]
+    fn the_allow_list_takes_ranges_and_single_addresses() {
+        let c = read(&[("CALLBACK_ALLOWED_CIDRS", "203.0.113.0/24, 198.51.100.7")]).unwrap();
+        assert!(c.allows_source(Some("203.0.113.9".parse().unwrap())));
+        assert!(c.allows_source(Some("198.51.100.7".parse().unwrap())));
+        assert!(!c.allows_source(Some("198.51.100.8".parse().unwrap())));
+        assert!(
+            !c.allows_source(None),
+            "a list and no known source: refused"
+        );
+    }
+}

@@ -13,7 +13,11 @@ CARGO  ?= cargo
 # Extra flags for the devstack, e.g. `make dev ARGS="--port 3100"`.
 ARGS   ?=
 
-.PHONY: help dev test venv fmt lint template-lint unit bench clean
+.PHONY: help dev test venv build-tools fmt lint template-lint bootstraps emulator invoke build unit bench clean
+
+# The functions' binaries (one per crate in functions/); the template maps them to its functions.
+FUNCTIONS := token-mint jwks key-rotation issue status-poller callback-receiver
+BUILD_STAMP := $(VENV)/.build-tools
 
 # Offline, dummy credentials, no telemetry: linting must never reach AWS.
 AWS_OFFLINE := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
@@ -25,8 +29,8 @@ help: ## List the targets
 dev: ## Run the devstack: every handler, the platform simulator, embedded storage
 	$(CARGO) run -p devstack -- $(ARGS)
 
-test: venv fmt lint template-lint ## Run every test tier (installs its own tools first)
-	infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --all-targets
+test: venv fmt lint template-lint bootstraps ## Run every test tier (installs its own tools first)
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --all-targets
 	infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --doc
 
 venv: $(STAMP) ## Create .venv with the pinned Python tools
@@ -36,21 +40,45 @@ $(STAMP): tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
+build-tools: $(BUILD_STAMP) ## Add cargo-lambda (and its zig) to .venv for `make build`
+
+$(BUILD_STAMP): infra/requirements-build.txt $(STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-build.txt
+	touch $@
+
 fmt: ## Check formatting
 	$(CARGO) fmt --all -- --check
 
 lint: ## Clippy on every target, warnings are errors
 	$(CARGO) clippy --workspace --all-features --all-targets -- -D warnings
 
-template-lint: venv ## sam validate --lint and cfn-lint on template.yaml; any finding fails
+template-lint: venv ## cfn-lint and sam validate --lint on template.yaml, and the OpenAPI spec; any finding fails
 	$(AWS_OFFLINE) $(VENV)/bin/cfn-lint template.yaml
 	$(AWS_OFFLINE) $(VENV)/bin/sam validate --lint --template template.yaml
+	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
-bench: ## Print the performance figures (release build; never part of the tests)
+bootstraps: ## Release bootstraps for this machine (x86_64), run by the emulator tier and `make invoke`
+	$(CARGO) build --release --bins $(addprefix -p ,$(FUNCTIONS))
+
+emulator: venv bootstraps ## Only the emulator tier: every function's bootstrap under the Lambda emulator
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test -p emulator-tier
+
+invoke: venv ## One function under the Lambda emulator, on moto and the simulator: make invoke FN=issue EVENT=events/issue.json
+	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=<function> EVENT=events/<file>.json" >&2; exit 2; fi
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) run -q -p lambda-emu -- invoke --function $(FN) --event $(EVENT)
+
+build: build-tools ## sam build: every function as Lambda runs it (arm64, cargo-lambda from .venv)
+	rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(AWS_OFFLINE) $(VENV)/bin/sam build --template template.yaml
+
+bench: venv bootstraps ## Print the performance figures (release build; never part of the tests)
 	@# The functions write their EMF lines to stdout as in Lambda; the figures go to stderr.
 	$(CARGO) bench -p token-mint -p jwks --bench warm >/dev/null
 	$(CARGO) bench -p shared --bench ecies --bench hmac >/dev/null
 	$(CARGO) bench -p issue --bench calls >/dev/null
+	$(CARGO) bench -p callback-receiver --bench verify >/dev/null
+	$(CARGO) bench -p status-poller --bench drain >/dev/null
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) run -q -p lambda-emu -- bench >/dev/null
 
 unit: ## Only the fast tests that need no moto
 	$(CARGO) test --workspace --lib

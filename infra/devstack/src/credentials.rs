@@ -60,6 +60,9 @@ pub enum CredentialsError {
     /// The API key registry could not be updated.
     #[error("cannot update the API key registry: {0}")]
     Registry(#[from] SecretsError),
+    /// The webhook secret could not be shared with the callback receiver.
+    #[error("cannot put the webhook secret in the webhook secrets secret: {0}")]
+    WebhookSecrets(#[source] SecretsError),
 }
 
 /// Loads the credentials file, or creates the dev API key and the webhook secret and writes it.
@@ -210,4 +213,48 @@ async fn save(
         }
     }
     .map_err(CredentialsError::from)
+}
+
+/// Makes sure the webhook secrets secret `name` (read by the callback receiver through the
+/// secrets port, as in AWS) accepts `webhook_secret`, the secret the simulator signs with. Other
+/// secrets already listed stay (an operator may be trying a rotation); a secret that cannot be
+/// read is reported, never replaced.
+pub async fn share_webhook_secret(
+    secrets: &dyn SecretWriter,
+    name: &SecretName,
+    webhook_secret: &str,
+) -> Result<(), CredentialsError> {
+    #[derive(Serialize, Deserialize, Default)]
+    struct Document {
+        #[serde(default)]
+        secrets: Vec<String>,
+    }
+    let fail = CredentialsError::WebhookSecrets;
+    let (mut document, current) = match secrets.current(name).await {
+        Ok(v) => (
+            serde_json::from_str::<Document>(v.value.expose_secret()).map_err(|_| {
+                fail(SecretsError::Corrupt {
+                    location: name.to_string(),
+                    detail: "not a webhook secrets document ({\"secrets\": [...]})".to_owned(),
+                })
+            })?,
+            Some(v.id),
+        ),
+        Err(SecretsError::NotFound(_)) => (Document::default(), None),
+        Err(e) => return Err(fail(e)),
+    };
+    if document.secrets.iter().any(|s| s == webhook_secret) {
+        return Ok(());
+    }
+    document.secrets.push(webhook_secret.to_owned());
+    let value = secrecy::SecretString::from(serde_json::to_string(&document).unwrap_or_default());
+    match current {
+        None => secrets.create(name, &value).await.map(|_| ()),
+        Some(expected) => {
+            secrets
+                .put_current_if(name, &VersionId::random(), &value, &expected)
+                .await
+        }
+    }
+    .map_err(fail)
 }

@@ -35,8 +35,19 @@ pub struct Options {
     pub table_name: String,
     /// The partner id the tokens carry and the simulator expects.
     pub partner_id: String,
-    /// How often the scheduled functions (key rotation) fire.
+    /// How often the scheduled functions (key rotation; the status poller too unless
+    /// [`LocalTuning::poll_interval`] says otherwise) fire.
     pub schedule_interval: Duration,
+}
+
+/// Local settings beyond [`Options`], for the command line and tests: `LocalTuning::default()`
+/// keeps the simulator's defaults and runs the status poller on the schedule interval.
+#[derive(Debug, Clone, Default)]
+pub struct LocalTuning {
+    /// How often the status poller fires (default: the schedule interval).
+    pub poll_interval: Option<Duration>,
+    /// How long the platform simulator keeps a credential `WAIT_ONCHAIN` (default: its own, 5 s).
+    pub onchain_delay: Option<Duration>,
 }
 
 /// Why the stack could not start.
@@ -126,6 +137,11 @@ impl Running {
 
 /// Builds the stack and starts serving.
 pub async fn start(opts: &Options) -> Result<Running, StartError> {
+    start_tuned(opts, &LocalTuning::default()).await
+}
+
+/// Builds the stack with local tuning and starts serving.
+pub async fn start_tuned(opts: &Options, tuning: &LocalTuning) -> Result<Running, StartError> {
     let addr = format!("{}:{}", opts.host, opts.port);
     let bind_err = |source| StartError::Bind {
         addr: addr.clone(),
@@ -154,6 +170,9 @@ pub async fn start(opts: &Options) -> Result<Running, StartError> {
             jwks_url: format!("{api_url}/.well-known/jwks.json"),
             callback_url: Some(format!("{api_url}/v1/callbacks/cak")),
             webhook_secrets: vec![creds.webhook_secret.clone()],
+            onchain_delay: tuning
+                .onchain_delay
+                .unwrap_or(platform_sim::SimConfig::default().onchain_delay),
             ..platform_sim::SimConfig::default()
         },
         SocketAddr::new(api.ip(), 0),
@@ -171,6 +190,7 @@ pub async fn start(opts: &Options) -> Result<Running, StartError> {
     let schedules = tokio::spawn(stack::run_schedules(
         Arc::clone(&stack),
         opts.schedule_interval,
+        tuning.poll_interval.unwrap_or(opts.schedule_interval),
     ));
     Ok(Running {
         api,

@@ -31,6 +31,12 @@ struct Cli {
     /// Seconds between runs of the scheduled functions (key rotation).
     #[arg(long, default_value_t = 60)]
     schedule_interval: u64,
+    /// Seconds between runs of the status poller (short, so local issuances become ISSUED quickly).
+    #[arg(long, default_value_t = 2)]
+    poll_interval: u64,
+    /// Seconds the platform simulator keeps a credential WAIT_ONCHAIN before it is ONCHAIN.
+    #[arg(long, default_value_t = 5)]
+    onchain_delay: u64,
 }
 
 #[tokio::main]
@@ -46,7 +52,11 @@ async fn main() {
         partner_id: cli.partner_id,
         schedule_interval: Duration::from_secs(cli.schedule_interval.max(1)),
     };
-    let mut running = match devstack::start(&opts).await {
+    let tuning = devstack::LocalTuning {
+        poll_interval: Some(Duration::from_secs(cli.poll_interval.max(1))),
+        onchain_delay: Some(Duration::from_secs(cli.onchain_delay)),
+    };
+    let mut running = match devstack::start_tuned(&opts, &tuning).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("devstack: {e}");

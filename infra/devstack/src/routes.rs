@@ -95,6 +95,10 @@ async fn dispatch(
         p if p == "/v1/credentials" || p.starts_with("/v1/credentials/") => {
             to_axum(issue::handle(lambda_req.build(), &stack.issue).await)
         }
+        // No authorizer: the receiver verifies the platform's webhook signature itself.
+        "/v1/callbacks/cak" => {
+            to_axum(callback_receiver::handle(lambda_req.build(), &stack.callbacks).await)
+        }
         _ => error(ErrorType::NotFound, "no such route"),
     }
 }

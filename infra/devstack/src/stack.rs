@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use callback_receiver::{CallbackConfig, CallbackDeps, LogEventSink};
 use issue::{IssueConfig, IssueDeps};
 use jwks::{JwksConfig, JwksDeps};
 use key_rotation::{RotationConfig, RotationDeps};
@@ -16,8 +17,9 @@ use shared::keys::{JwksCache, KeySetSource, KeySetStore, SecretKeySet};
 use shared::pii::DataKeySource;
 use shared::platform::{MintingTokens, PlatformClient, PlatformConfig};
 use shared::secrets::{SecretSource, SecretWriter};
-use shared::store::RecordStore;
+use shared::store::{DueRecords, RecordStore};
 use shared::telemetry::{MetricSink, Recorder};
+use status_poller::{PollerConfig, PollerDeps};
 use token_mint::{MintConfig, MintDeps};
 
 use crate::credentials::{self, DevCredentials};
@@ -49,6 +51,10 @@ pub struct Stack {
     pub rotation: RotationDeps,
     /// Credential issuance.
     pub issue: IssueDeps,
+    /// The status poller.
+    pub poller: PollerDeps,
+    /// The callback receiver.
+    pub callbacks: CallbackDeps,
     /// The local identity provider behind the emulated authorizer.
     pub idp: DevIdp,
     /// The dev credentials.
@@ -82,7 +88,7 @@ impl Stack {
         platform_url: &str,
     ) -> Result<Self, StartError> {
         let clock: SharedClock = Arc::new(SystemClock);
-        let (store, secrets, backend) = ports;
+        let (store, secrets, backend, due) = ports;
         let env = handler_env(opts, platform_url);
         let reader = EnvReader::new(&env);
         let mint_config = MintConfig::from_env(&reader)?;
@@ -169,6 +175,16 @@ impl Stack {
             clock: clock.clone(),
             recorder: recorder("issue"),
         };
+        let poller = poller_deps(&reader, &keys, Arc::clone(&store), due, &clock, recorder)?;
+        let callbacks = callback_deps(
+            &reader,
+            &secrets,
+            Arc::clone(&store),
+            &credentials.webhook_secret,
+            &clock,
+            recorder("callback-receiver"),
+        )
+        .await?;
 
         let api_keys = SecretApiKeys::new(
             Arc::clone(&secrets),
@@ -205,6 +221,8 @@ impl Stack {
                 recorder: recorder("key-rotation"),
             },
             issue,
+            poller,
+            callbacks,
             idp: DevIdp::new(format!("{api_url}/dev")),
             credentials,
             store,
@@ -218,8 +236,44 @@ impl Stack {
     }
 }
 
-/// The store, the secrets and the backend's name.
-pub type Ports = (Arc<dyn RecordStore>, Arc<dyn SecretWriter>, &'static str);
+/// The status poller's dependencies, as its Lambda's `main` builds them: its own platform client
+/// and token cache, over the devstack's store.
+fn poller_deps(
+    reader: &EnvReader<'_>,
+    keys: &Arc<dyn KeySetSource>,
+    store: Arc<dyn RecordStore>,
+    due: Arc<dyn DueRecords>,
+    clock: &SharedClock,
+    recorder: impl Fn(&str) -> Recorder,
+) -> Result<PollerDeps, StartError> {
+    let config = PollerConfig::from_env(reader)?;
+    let tokens = Arc::new(MintingTokens::new(
+        Arc::clone(keys),
+        config.partner_id.clone(),
+        config.keys.token_lifetime,
+        clock.clone(),
+        4,
+    ));
+    let recorder = recorder(status_poller::SERVICE);
+    let platform = PlatformClient::new(config.platform, tokens, recorder.clone())
+        .map_err(|e| StartError::DataKeys(format!("status poller platform client: {e}")))?;
+    Ok(PollerDeps {
+        policy: config.policy,
+        store,
+        due,
+        platform,
+        clock: clock.clone(),
+        recorder,
+    })
+}
+
+/// The store, the secrets, the backend's name and the store's due-time index.
+pub type Ports = (
+    Arc<dyn RecordStore>,
+    Arc<dyn SecretWriter>,
+    &'static str,
+    Arc<dyn DueRecords>,
+);
 
 /// Opens the store and the secrets for `opts`.
 pub async fn ports(opts: &Options, clock: SharedClock) -> Result<Ports, StartError> {
@@ -236,7 +290,8 @@ pub async fn ports(opts: &Options, clock: SharedClock) -> Result<Ports, StartErr
         let secrets = shared::secrets::aws::SecretsManagerStore::new(
             aws_sdk_secretsmanager::Client::new(&config),
         );
-        return Ok((Arc::new(store), Arc::new(secrets), "aws"));
+        let store = Arc::new(store);
+        return Ok((store.clone(), Arc::new(secrets), "aws", store));
     }
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -252,7 +307,8 @@ pub async fn ports(opts: &Options, clock: SharedClock) -> Result<Ports, StartErr
         clock.clone(),
     )?;
     let secrets = shared::secrets::file::FileSecrets::open(&opts.data_dir, clock)?;
-    Ok((Arc::new(store), Arc::new(secrets), "embedded"))
+    let store = Arc::new(store);
+    Ok((store.clone(), Arc::new(secrets), "embedded", store))
 }
 
 /// An EventBridge scheduled event, as the rule in the template delivers it.
@@ -270,14 +326,61 @@ pub fn scheduled_event() -> serde_json::Value {
     })
 }
 
-/// Fires the scheduled functions every `interval`, as EventBridge would.
-pub async fn run_schedules(stack: Arc<Stack>, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.tick().await; // the first tick is immediate; start-up already ran once
-    loop {
-        tick.tick().await;
-        if let Err(e) = key_rotation::handle(scheduled_event(), &stack.rotation).await {
-            tracing::error!(error = %e, "scheduled key rotation failed");
+/// Fires the scheduled functions as EventBridge would: key rotation every `interval`, the status
+/// poller every `poll_interval` (each run waits for the previous one to end).
+pub async fn run_schedules(stack: Arc<Stack>, interval: Duration, poll_interval: Duration) {
+    let rotation = async {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await; // the first tick is immediate; start-up already ran once
+        loop {
+            tick.tick().await;
+            if let Err(e) = key_rotation::handle(scheduled_event(), &stack.rotation).await {
+                tracing::error!(error = %e, "scheduled key rotation failed");
+            }
         }
-    }
+    };
+    let polls = async {
+        let mut tick = tokio::time::interval(poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // A local run has the time a Lambda invocation of the template would have.
+            let deadline = shared::platform::Deadline::after(stack.poller.policy.default_run_time);
+            let event = scheduled_event();
+            if let Err(e) = status_poller::handle(event, deadline, &stack.poller).await {
+                tracing::error!(error = %e, "scheduled status poll failed");
+            }
+        }
+    };
+    tokio::join!(rotation, polls);
+}
+
+/// The callback receiver's dependencies, as its Lambda's `main` builds them, over the devstack's
+/// ports. The webhook secret the simulator signs with is first put in the webhook secrets secret,
+/// so that the receiver reads it through the secrets port, as in AWS.
+async fn callback_deps(
+    reader: &EnvReader<'_>,
+    secrets: &Arc<dyn SecretWriter>,
+    store: Arc<dyn RecordStore>,
+    webhook_secret: &str,
+    clock: &SharedClock,
+    recorder: Recorder,
+) -> Result<CallbackDeps, StartError> {
+    let config = CallbackConfig::from_env(reader)?;
+    credentials::share_webhook_secret(
+        secrets.as_ref(),
+        &config.webhook_secrets_secret,
+        webhook_secret,
+    )
+    .await?;
+    let source: Arc<dyn SecretSource> = Arc::clone(secrets) as Arc<dyn SecretSource>;
+    let handlers = callback_receiver::default_handlers(Arc::new(LogEventSink));
+    Ok(CallbackDeps::new(
+        config,
+        source,
+        store,
+        &handlers,
+        clock.clone(),
+        recorder,
+    )?)
 }

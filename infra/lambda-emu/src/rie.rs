@@ -1,0 +1,284 @@
+//! One bootstrap under the Lambda Runtime Interface Emulator (the binary SAM runs inside its
+//! container for `sam local invoke`), on loopback ports, stopped when dropped.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::EmuError;
+use crate::template::FunctionSpec;
+
+/// The emulator's invoke path (the same as `sam local start-lambda` serves).
+const INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
+
+/// Where the SAM CLI wheel keeps the emulator, relative to a venv's `site-packages`.
+const RIE_IN_SAMCLI: &str = "samcli/local/rapid/aws-lambda-rie-x86_64";
+
+/// Finds the emulator: `$LAMBDA_RIE` if set, else inside the SAM CLI of the venv at `venv`.
+pub fn find_rie(venv: &Path) -> Result<PathBuf, EmuError> {
+    if let Some(p) = std::env::var_os("LAMBDA_RIE") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(EmuError::Missing(format!(
+                "LAMBDA_RIE points to {}, which is not a file",
+                p.display()
+            )))
+        };
+    }
+    let lib = venv.join("lib");
+    let entries = std::fs::read_dir(&lib).map_err(|_| {
+        EmuError::Missing(format!(
+            "no Python venv at {} (run `make venv`: it installs the SAM CLI, which carries the emulator)",
+            venv.display()
+        ))
+    })?;
+    for entry in entries.flatten() {
+        let candidate = entry.path().join("site-packages").join(RIE_IN_SAMCLI);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(EmuError::Missing(format!(
+        "the Lambda emulator is not in {} (run `make venv`)",
+        venv.display()
+    )))
+}
+
+/// Two distinct free loopback ports (both held while chosen, then released for the emulator to
+/// bind right after).
+fn free_ports() -> Result<(u16, u16), EmuError> {
+    let io = |source| EmuError::Io {
+        what: "finding free ports".into(),
+        source,
+    };
+    let a = TcpListener::bind("127.0.0.1:0").map_err(io)?;
+    let b = TcpListener::bind("127.0.0.1:0").map_err(io)?;
+    Ok((
+        a.local_addr().map_err(io)?.port(),
+        b.local_addr().map_err(io)?.port(),
+    ))
+}
+
+/// The environment Lambda itself gives every function, for `spec`.
+fn lambda_env(spec: &FunctionSpec) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("AWS_LAMBDA_FUNCTION_NAME".into(), spec.logical_id.clone());
+    env.insert("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into());
+    // Read by the emulator: the invocation deadline and the memory the context reports.
+    env.insert(
+        "AWS_LAMBDA_FUNCTION_TIMEOUT".into(),
+        spec.timeout_secs.to_string(),
+    );
+    env.insert(
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+        spec.memory_mb.to_string(),
+    );
+    env.insert(
+        "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+        format!("/aws/lambda/{}", spec.logical_id),
+    );
+    env.insert("AWS_LAMBDA_LOG_STREAM_NAME".into(), "emulator".into());
+    env.insert("AWS_EXECUTION_ENV".into(), "AWS_Lambda_rapid".into());
+    env.insert("LAMBDA_TASK_ROOT".into(), "/var/task".into());
+    env
+}
+
+/// A running emulator with one function's bootstrap.
+pub struct Emulator {
+    child: Child,
+    addr: SocketAddr,
+    output: Arc<Mutex<Vec<u8>>>,
+    timeout: Duration,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn drain(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if let Ok(mut out) = into.lock() {
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                }
+            }
+        }
+    });
+}
+
+impl Emulator {
+    /// Starts `rie` with `bootstrap` as the function `spec` describes, with `spec.env`, Lambda's
+    /// own variables and `extra` (e.g. `AWS_ENDPOINT_URL` and credentials for moto). Nothing of
+    /// this process's environment leaks in but `PATH`.
+    pub fn start(
+        rie: &Path,
+        bootstrap: &Path,
+        spec: &FunctionSpec,
+        extra: &BTreeMap<String, String>,
+    ) -> Result<Self, EmuError> {
+        if !bootstrap.is_file() {
+            return Err(EmuError::Missing(format!(
+                "no bootstrap at {} (build it with `make bootstraps`)",
+                bootstrap.display()
+            )));
+        }
+        let (api_port, runtime_port) = free_ports()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], api_port));
+        // The emulator resets its sandbox by killing every process it can see (`kill(-1)`), as
+        // it may inside a container. Outside one that would be every process of the user, so it
+        // runs as the first process of a PID namespace of its own, where "every process" is
+        // itself and the bootstrap; the namespace ends with it (`--kill-child`).
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--",
+        ])
+        .arg(rie)
+        .arg("--runtime-interface-emulator-address")
+        .arg(addr.to_string())
+        .arg("--runtime-api-address")
+        .arg(format!("127.0.0.1:{runtime_port}"))
+        .arg(bootstrap)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.envs(lambda_env(spec)).envs(&spec.env).envs(extra);
+        let mut child = cmd.spawn().map_err(|source| EmuError::Io {
+            what: format!(
+                "starting {} in a PID namespace (unshare, from util-linux)",
+                rie.display()
+            ),
+            source,
+        })?;
+        let output = Arc::new(Mutex::new(Vec::new()));
+        if let Some(out) = child.stdout.take() {
+            drain(out, Arc::clone(&output));
+        }
+        if let Some(err) = child.stderr.take() {
+            drain(err, Arc::clone(&output));
+        }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| EmuError::Invoke(format!("could not build the HTTP client: {e}")))?;
+        let mut emulator = Self {
+            child,
+            addr,
+            output,
+            timeout: Duration::from_secs(spec.timeout_secs + 10),
+            http,
+        };
+        emulator.wait_until_listening()?;
+        Ok(emulator)
+    }
+
+    fn wait_until_listening(&mut self) -> Result<(), EmuError> {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_ok() {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(EmuError::Invoke(format!(
+                    "the emulator exited at start ({status}): {}",
+                    self.output()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(EmuError::Invoke(format!(
+            "the emulator did not listen on {} within 10 s",
+            self.addr
+        )))
+    }
+
+    /// Invokes the function with `event` and returns what it answered: its result, or the
+    /// `{"errorType","errorMessage"}` of a function error (the emulator answers HTTP 200 for both).
+    pub async fn invoke(&self, event: &Value) -> Result<Value, EmuError> {
+        let url = format!("http://{}{INVOKE_PATH}", self.addr);
+        let resp = self
+            .http
+            .post(url)
+            .timeout(self.timeout)
+            .json(event)
+            .send()
+            .await
+            .map_err(|e| {
+                EmuError::Invoke(format!("invoke failed: {e}; output: {}", self.output()))
+            })?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| EmuError::Invoke(format!("reading the answer: {e}")))?;
+        if !status.is_success() {
+            return Err(EmuError::Invoke(format!(
+                "the emulator answered HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            EmuError::Invoke(format!(
+                "the answer is not JSON ({e}): {}",
+                String::from_utf8_lossy(&body)
+            ))
+        })
+    }
+
+    /// Everything the emulator and the function wrote so far (stdout and stderr interleaved).
+    pub fn output(&self) -> String {
+        self.output
+            .lock()
+            .map(|o| String::from_utf8_lossy(&o).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The function's JSON log lines so far (the emulator's own lines are not JSON).
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.output()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+            .filter(Value::is_object)
+            .collect()
+    }
+
+    /// Stops the emulator and its function.
+    pub fn stop(&mut self) {
+        // SIGKILL to `unshare` (which ignores SIGTERM while it waits): `--kill-child` then kills
+        // the emulator, the first process of the namespace, and the kernel ends the bootstrap.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

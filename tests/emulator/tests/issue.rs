@@ -1,0 +1,48 @@
+//! The issue bootstrap under the Lambda emulator: a signed issuance through the platform simulator
+//! (which verifies the bootstrap's own Partner JWT through the devstack's JWKS), its idempotent
+//! replay, and the status read.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Harness, body, header, invoke, status, with_path};
+
+#[tokio::test]
+async fn the_issue_bootstrap_issues_a_signed_request_replays_it_and_reads_its_status() {
+    let h = Harness::start().await;
+    let issue = h.function("IssueFunction");
+
+    let answer = invoke(&issue, &h.signed(h.event("issue.json"))).await;
+    assert_eq!(status(&answer), 202, "{answer}\n{}", issue.output());
+    let accepted = body(&answer);
+    assert_eq!(accepted["status"], "WAIT_ONCHAIN");
+    let id = accepted["issuanceId"].as_str().unwrap().to_owned();
+    assert!(accepted["coreClaimHash"].is_string());
+
+    // The same Idempotency-Key and payload, signed again: the stored answer.
+    let replay = invoke(&issue, &h.signed(h.event("issue.json"))).await;
+    assert_eq!(status(&replay), 202, "{replay}");
+    assert_eq!(header(&replay, "idempotent-replayed"), Some("true"));
+    assert_eq!(body(&replay)["issuanceId"], id.as_str());
+
+    // The status read, for the id just issued.
+    let read = with_path(
+        h.event("issue-status.json"),
+        &format!("/v1/credentials/{id}"),
+    );
+    let answer = invoke(&issue, &h.signed(read)).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    let state = body(&answer);
+    assert_eq!(state["issuanceId"], id.as_str());
+    assert_eq!(state["status"], "WAIT_ONCHAIN");
+    assert!(state["waitOnchainSeconds"].is_number());
+
+    // The unsigned sample as it is in the repository is refused.
+    let answer = invoke(&issue, &h.event("issue.json")).await;
+    assert_eq!(status(&answer), 401, "{answer}");
+
+    // The sensitive data and the user's e-mail never reached the logs.
+    let out = issue.output();
+    assert!(!out.contains("Alice Example"), "sensitive data was logged");
+    assert!(!out.contains("alice@example.com"), "the e-mail was logged");
+}

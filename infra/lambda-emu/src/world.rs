@@ -153,6 +153,7 @@ impl LocalWorld {
             )
             .condition("HasPrograms", false)
             .condition("HasAllowedOrigins", false)
+            .condition("HasCallbackRoutes", false)
     }
 
     /// What the bootstraps need beyond the template: the AWS endpoint and dummy credentials of

@@ -150,20 +150,33 @@ where
 /// `RUST_LOG` (full directive syntax), then `info`. The AWS SDK's own chatter is kept at `warn`
 /// unless `RUST_LOG` asks for it explicitly.
 pub fn filter_from_env() -> EnvFilter {
-    let quiet = ",aws_smithy_runtime=warn,aws_config=warn,hyper=warn,rustls=warn,h2=warn";
-    if let Ok(level) = std::env::var("AWS_LAMBDA_LOG_LEVEL") {
-        let level = match level.to_ascii_lowercase().as_str() {
+    filter_from(
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        std::env::var("RUST_LOG").ok().as_deref(),
+    )
+}
+
+/// The level filter for the given `AWS_LAMBDA_LOG_LEVEL` and `RUST_LOG` values.
+pub fn filter_from(lambda_level: Option<&str>, rust_log: Option<&str>) -> EnvFilter {
+    // The HTTP and SDK crates log at `warn` at most, and never more than the chosen level.
+    let with_quiet_sdk = |level: &str| {
+        let sdk = if level == "error" { "error" } else { "warn" };
+        EnvFilter::new(format!(
+            "{level},aws_smithy_runtime={sdk},aws_config={sdk},hyper={sdk},rustls={sdk},h2={sdk}"
+        ))
+    };
+    if let Some(level) = lambda_level {
+        return with_quiet_sdk(match level.to_ascii_lowercase().as_str() {
             "trace" => "trace",
             "debug" => "debug",
             "warn" | "warning" => "warn",
             "error" | "fatal" => "error",
             _ => "info",
-        };
-        return EnvFilter::new(format!("{level}{quiet}"));
+        });
     }
-    match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => EnvFilter::new(directives),
-        _ => EnvFilter::new(format!("info{quiet}")),
+    match rust_log {
+        Some(directives) if !directives.trim().is_empty() => EnvFilter::new(directives),
+        _ => with_quiet_sdk("info"),
     }
 }
 
@@ -231,6 +244,19 @@ impl<'a> MakeWriter<'a> for LogCapture {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing_subscriber::filter::LevelFilter;
+
+    #[test]
+    fn lambdas_log_level_wins_over_rust_log_and_info_is_the_default() {
+        let max = |l: Option<&str>, r: Option<&str>| filter_from(l, r).max_level_hint();
+        assert_eq!(max(Some("DEBUG"), Some("error")), Some(LevelFilter::DEBUG));
+        assert_eq!(max(Some("WARN"), None), Some(LevelFilter::WARN));
+        assert_eq!(max(Some("FATAL"), None), Some(LevelFilter::ERROR));
+        assert_eq!(max(Some("nonsense"), None), Some(LevelFilter::INFO));
+        assert_eq!(max(None, Some("warn")), Some(LevelFilter::WARN));
+        assert_eq!(max(None, Some("  ")), Some(LevelFilter::INFO));
+        assert_eq!(max(None, None), Some(LevelFilter::INFO));
+    }
 
     #[test]
     fn a_log_line_has_the_powertools_keys() {

@@ -42,7 +42,9 @@ const MAX_MESSAGE_CHARS: usize = 300;
 /// Build it once per process: it holds one connection pool. Every call takes the caller's
 /// [`Deadline`]; attempts are capped to the time left and retries stop before it.
 pub struct PlatformClient {
-    http: reqwest::Client,
+    /// Built on first use: making the TLS client (rustls with the platform certificate verifier)
+    /// is the costliest part of a cold start, and a container may never call the platform.
+    http: std::sync::OnceLock<reqwest::Client>,
     config: PlatformConfig,
     tokens: Arc<dyn PartnerTokens>,
     recorder: Recorder,
@@ -100,21 +102,30 @@ impl PlatformClient {
         config
             .validate()
             .map_err(|e| PlatformError::Config(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .tls_backend_rustls()
-            .https_only(!config.local_mode)
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("partner-bundle/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PlatformError::Config(format!("could not build the HTTP client: {e}")))?;
         Ok(Self {
-            http,
+            http: std::sync::OnceLock::new(),
             config,
             tokens,
             recorder,
         })
+    }
+
+    /// The HTTP client, built on the first call (the same settings every time).
+    fn http(&self) -> Result<&reqwest::Client, PlatformError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let built = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .https_only(!self.config.local_mode)
+            .connect_timeout(self.config.connect_timeout)
+            .timeout(self.config.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("partner-bundle/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PlatformError::Config(format!("could not build the HTTP client: {e}")))?;
+        // A concurrent first call may have won the race; either client is as good.
+        Ok(self.http.get_or_init(|| built))
     }
 
     /// The settings it was built with.
@@ -216,7 +227,7 @@ impl PlatformClient {
             })?;
             auth.set_sensitive(true);
             let per_attempt = self.config.request_timeout.min(remaining);
-            let request = build(&self.http)
+            let request = build(self.http()?)
                 .header(PARTNER_AUTH_HEADER, auth)
                 .timeout(per_attempt);
             attempts += 1;

@@ -42,7 +42,8 @@ struct Cli {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    shared::telemetry::init("devstack");
+    // Logs go to standard error: standard output carries the ready line, first.
+    shared::telemetry::init_on_stderr("devstack");
     let opts = devstack::Options {
         host: cli.host,
         port: cli.port,

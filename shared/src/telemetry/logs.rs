@@ -180,12 +180,21 @@ pub fn filter_from(lambda_level: Option<&str>, rust_log: Option<&str>) -> EnvFil
     }
 }
 
-/// Installs the JSON logger for `service` on standard output as the process's global subscriber.
-/// Calling it twice is harmless (the second call does nothing).
+/// Installs the JSON logger for `service` on standard output as the process's global subscriber
+/// (where Lambda collects it). Calling it twice is harmless (the second call does nothing).
 pub fn init(service: &str) {
     let subscriber = tracing_subscriber::registry()
         .with(filter_from_env())
         .with(PowertoolsLayer::new(service, std::io::stdout));
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// The same logger on standard error, for local tools whose standard output is their result
+/// (the devstack's ready line).
+pub fn init_on_stderr(service: &str) {
+    let subscriber = tracing_subscriber::registry()
+        .with(filter_from_env())
+        .with(PowertoolsLayer::new(service, std::io::stderr));
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 

@@ -5,7 +5,7 @@ pub mod logs;
 pub mod recorder;
 
 pub use emf::{MemorySink, MetricSink, Metrics, StdoutSink, Unit};
-pub use logs::{LogCapture, init};
+pub use logs::{LogCapture, init, init_on_stderr};
 pub use recorder::Recorder;
 
 /// The CloudWatch namespace every metric of the bundle is published under, unless configured.

@@ -82,17 +82,18 @@ fn spawn(mut cmd: Command) -> Devstack {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let ready = loop {
-        let line = lines
-            .next()
-            .expect("devstack exited before it was ready")
-            .unwrap();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-            && v["event"] == "ready"
-        {
-            break v;
-        }
-    };
+    // The ready line is the first line on standard output (logs go to standard error), so a
+    // script can read exactly one line.
+    let line = lines
+        .next()
+        .expect("devstack exited before it was ready")
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("the first line is not the ready line ({e}): {line}"));
+    assert_eq!(
+        ready["event"], "ready",
+        "the first line is not the ready line: {line}"
+    );
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Devstack { child, ready }

@@ -71,6 +71,19 @@ mod tests {
     }
 
     #[test]
+    fn a_kid_that_starts_with_a_hyphen_is_revoked_not_taken_for_an_option() {
+        // RFC 7638 thumbprints are base64url: one kid in 64 starts with '-'.
+        let cli =
+            Cli::try_parse_from(["opsctl", "keys", "revoke", "-E2dwlAeLuuC8Pp0dMO6xR"]).unwrap();
+        match cli.command {
+            Command::Keys(crate::keys::KeysCommand::Revoke { kid }) => {
+                assert_eq!(kid, "-E2dwlAeLuuC8Pp0dMO6xR");
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
     fn global_flags_are_accepted_after_the_subcommand() {
         let cli = Cli::try_parse_from(["opsctl", "keys", "list", "--data-dir", "/tmp/x", "--aws"])
             .unwrap();

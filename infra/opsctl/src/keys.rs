@@ -38,7 +38,9 @@ pub enum KeysCommand {
     /// Emergency revocation of a compromised key: unpublished and unusable at once, and a new
     /// key made active at once if no other key can sign.
     Revoke {
-        /// The kid of the key to revoke, as `opsctl keys list` shows it.
+        /// The kid of the key to revoke, as `opsctl keys list` shows it. A kid is base64url and
+        /// may start with `-`: it is taken as the kid, not as an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }

@@ -34,6 +34,16 @@ pub struct CallbackConfig {
     pub data_keys_secret: SecretName,
     /// `CALLBACK_ROUTES_JSON` (default: the sample programs to `compliance` and `events`).
     pub routes: RouteConfig,
+    /// `CALLBACK_DEDUP_WINDOW_SECONDS` (default 86400, 60 to 2592000): deliveries of one
+    /// (user, verifier, schema) within this window are retries of one authorization; a consent
+    /// after it is a new event, audited and routed again. The dedup record expires (TTL) then.
+    pub dedup_window: Duration,
+    /// `CALLBACK_EVENT_ID_RETENTION_SECONDS` (default 604800, at least the dedup window): how long
+    /// a platform `eventId` is remembered, so that a late retry of one event is still a retry.
+    pub event_id_retention: Duration,
+    /// `ISSUER_DID` (optional): our issuer DID. A callback naming another issuer is acknowledged,
+    /// audited and counted, but not routed. Unset, `issuerDid` is not checked.
+    pub issuer_did: Option<String>,
 }
 
 fn secret_name(r: &EnvReader<'_>, var: &str, default: &str) -> Result<SecretName, ConfigError> {
@@ -74,6 +84,19 @@ impl CallbackConfig {
             .unwrap_or_else(|| DEFAULT_ROUTES_JSON.to_owned());
         let routes = RouteConfig::parse(&routes_json)
             .map_err(|e| ConfigError::new("CALLBACK_ROUTES_JSON", e))?;
+        let dedup_window = r.seconds("CALLBACK_DEDUP_WINDOW_SECONDS", 86_400, 60, 30 * 86_400)?;
+        let event_id_retention = r.seconds(
+            "CALLBACK_EVENT_ID_RETENTION_SECONDS",
+            7 * 86_400,
+            60,
+            90 * 86_400,
+        )?;
+        if event_id_retention < dedup_window {
+            return Err(ConfigError::new(
+                "CALLBACK_EVENT_ID_RETENTION_SECONDS",
+                "must be at least CALLBACK_DEDUP_WINDOW_SECONDS",
+            ));
+        }
         Ok(Self {
             max_body_bytes,
             scheme: r.parsed_or("WEBHOOK_SCHEME", Scheme::Standard)?,
@@ -91,6 +114,9 @@ impl CallbackConfig {
                 shared::pii::DEFAULT_DATA_KEYS_SECRET,
             )?,
             routes,
+            dedup_window,
+            event_id_retention,
+            issuer_did: r.optional("ISSUER_DID").filter(|d| !d.trim().is_empty()),
         })
     }
 
@@ -123,6 +149,9 @@ mod tests {
             "partner-bundle/webhook-secrets"
         );
         assert!(c.allows_source(None));
+        assert_eq!(c.dedup_window, Duration::from_secs(86_400));
+        assert_eq!(c.event_id_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.issuer_did, None);
     }
 
     #[test]
@@ -134,6 +163,8 @@ mod tests {
             ("CALLBACK_ALLOWED_CIDRS", "10.0.0.0/33"),
             ("CALLBACK_ROUTES_JSON", "[]"),
             ("WEBHOOK_SECRETS_SECRET_NAME", "a b"),
+            ("CALLBACK_DEDUP_WINDOW_SECONDS", "0"),
+            ("CALLBACK_EVENT_ID_RETENTION_SECONDS", "120"),
         ] {
             assert_eq!(read(&[(var, value)]).unwrap_err().var, var, "{var}");
         }

@@ -9,13 +9,18 @@
 //!    constant time) → `401 unauthorized` (missing or malformed headers) or
 //!    `401 signature_mismatch`;
 //! 3. timestamp window (±`WEBHOOK_TOLERANCE_SECONDS`) → `401 timestamp_out_of_window`;
-//! 4. parse the body → `400 validation_failed` (a forged body never gets this far);
-//! 5. dedup on (userId, verifierDid, schemaId) — the user as a keyed hash — with **one atomic
-//!    conditional write** that creates the dedup record `CB#…`, the audit record `AUDIT#cak-…`
-//!    and the routes' own records; a duplicate fails that write and gets `200` without being
-//!    routed again;
-//! 6. route by `schemaId` ([`routes`]); an unknown schema is recorded, audited, counted and
-//!    acknowledged (the platform would otherwise retry forever);
+//! 4. parse the body → `400 validation_failed` (a forged body never gets this far). Only the
+//!    documented members `userId`, `verifierDid` and `schemaId` are required; `issuerDid`,
+//!    `authorizedAt` and `eventId` are used when present;
+//! 5. dedup with **one atomic conditional write** that creates the dedup record of
+//!    (userId, verifierDid, schemaId) — the user as a keyed hash — expiring after the dedup
+//!    window (`CALLBACK_DEDUP_WINDOW_SECONDS`), the dedup record of the `eventId` when there is
+//!    one (kept `CALLBACK_EVENT_ID_RETENTION_SECONDS`), this consent event's own audit record
+//!    `AUDIT#cak-<occurrence>` and the routes' records. A retry fails that write and gets `200`
+//!    without being audited or routed again; a re-consent after the window is a new event;
+//! 6. route by `schemaId` ([`routes`]); an unknown schema, or a callback naming another issuer
+//!    than ours (`ISSUER_DID`), is recorded, audited, counted and acknowledged but not routed
+//!    (the platform would otherwise retry forever);
 //! 7. `200`. A `5xx` only when the event could not be recorded, so that the platform retries.
 #![forbid(unsafe_code)]
 
@@ -41,7 +46,7 @@ use shared::store::{NewRecord, RecordKey, RecordStore, StoreError, Write};
 use shared::telemetry::{Recorder, Unit};
 
 pub use config::CallbackConfig;
-pub use event::{CallbackBody, ConsentEvent, DedupKey, dedup_key};
+pub use event::{CallbackBody, ConsentEvent, DedupKey, EventIdKey, Optional, dedup_key};
 pub use keys::{DEFAULT_WEBHOOK_SECRETS_SECRET, WebhookKeys};
 pub use routes::{
     CallbackRoute, ComplianceRecord, EventForwarder, EventSink, LogEventSink, MemoryEventSink,
@@ -68,6 +73,8 @@ pub mod metrics {
     pub const STORE_FAILURES: &str = "CallbackStoreFailures";
     /// Recorded events whose route failed after recording, by `route`.
     pub const ROUTE_FAILURES: &str = "CallbackRouteFailures";
+    /// New events naming an issuer DID other than ours: audited, not routed.
+    pub const FOREIGN_ISSUER: &str = "CallbackForeignIssuer";
 }
 
 /// How many times the atomic write is tried before answering 5xx.
@@ -234,8 +241,8 @@ async fn receive(req: &Request, deps: &CallbackDeps) -> Result<Response<Body>, A
         .map_err(|f| refuse(deps, &f, source.as_deref(), log_id))?;
 
     // 4. Parse.
-    let body: CallbackBody = parse_json(body)?;
-    let authorized_at = body.validate()?;
+    let mut body: CallbackBody = parse_json(body)?;
+    let optional = body.validate()?;
     let protector = deps.data_keys.protector().await.map_err(|e| {
         deps.recorder
             .emit(metrics::STORE_FAILURES, Unit::Count, 1.0, &[]);
@@ -243,15 +250,25 @@ async fn receive(req: &Request, deps: &CallbackDeps) -> Result<Response<Body>, A
     })?;
     let event = ConsentEvent::new(
         body,
-        authorized_at,
+        optional,
         verified.id.as_ref().map(WebhookId::as_str),
         &protector,
         deps.clock.now(),
     );
 
     // 5. Dedup: one atomic conditional write of the dedup, audit and route records.
-    let routes = deps.routes.routes_for(&event.schema_id);
-    let outcome = if routes.is_some() {
+    let foreign = match (&config.issuer_did, &event.issuer_did) {
+        (Some(ours), Some(theirs)) => ours != theirs,
+        _ => false,
+    };
+    let routes = if foreign {
+        None
+    } else {
+        deps.routes.routes_for(&event.schema_id)
+    };
+    let outcome = if foreign {
+        "foreign_issuer"
+    } else if routes.is_some() {
         "routed"
     } else {
         "unknown_schema"
@@ -263,6 +280,7 @@ async fn receive(req: &Request, deps: &CallbackDeps) -> Result<Response<Body>, A
         .collect();
     let writes = event_writes(
         &event,
+        config,
         outcome,
         &route_names,
         routes.unwrap_or_default(),
@@ -287,9 +305,18 @@ async fn receive(req: &Request, deps: &CallbackDeps) -> Result<Response<Body>, A
         return Ok(Reply::json(200, &json!({"status": "duplicate"})).build());
     }
     audit_line(&event, outcome, &route_names);
+    if foreign {
+        tracing::warn!(
+            schema_id = %event.schema_id,
+            "a callback names another issuer than ours: audited, not routed"
+        );
+        deps.recorder
+            .emit(metrics::FOREIGN_ISSUER, Unit::Count, 1.0, &[]);
+    }
 
     // 6. Route.
     match routes {
+        None if foreign => {}
         None => deps
             .recorder
             .emit(metrics::UNKNOWN_SCHEMA, Unit::Count, 1.0, &[]),
@@ -299,7 +326,7 @@ async fn receive(req: &Request, deps: &CallbackDeps) -> Result<Response<Body>, A
                     tracing::error!(
                         route = route.name(),
                         error = %e,
-                        delivery_id = %event.delivery_id,
+                        delivery_id = event.delivery_id.as_deref().unwrap_or("-"),
                         "a callback route failed after the event was recorded"
                     );
                     deps.recorder.emit(
@@ -327,10 +354,10 @@ fn audit_line(event: &ConsentEvent, outcome: &str, routes: &[&str]) {
         user_id_hash = %event.user_hash,
         verifier_did = %event.verifier_did,
         schema_id = %event.schema_id,
-        issuer_did = %event.issuer_did,
-        authorized_at = %event.authorized_at,
-        event_id = %event.event_id,
-        delivery_id = %event.delivery_id,
+        issuer_did = event.issuer_did.as_deref().unwrap_or("-"),
+        authorized_at = %event.authorized_at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339()),
+        event_id = event.event_id.as_deref().unwrap_or("-"),
+        delivery_id = event.delivery_id.as_deref().unwrap_or("-"),
         received_at = %event.received_at,
         "consent event"
     );
@@ -348,35 +375,44 @@ enum PrepareError {
     },
 }
 
-/// The records of a new event, all created together or not at all.
+/// The records of a new event, all created together or not at all: the dedup record of the
+/// triple (expiring with the dedup window), that of the event id when there is one (expiring
+/// with its retention), the event's own audit record (never expiring) and the routes' records.
 fn event_writes(
     event: &ConsentEvent,
+    config: &CallbackConfig,
     outcome: &str,
     route_names: &[&str],
     routes: &[Arc<dyn CallbackRoute>],
     protector: &shared::pii::Protector,
 ) -> Result<Vec<Write>, PrepareError> {
     let callback_key = event.dedup.callback_key()?;
-    let audit_key = event.dedup.audit_key()?;
+    let audit_key = event.audit_key()?;
     let mut audit = event.facts();
     if let Some(obj) = audit.as_object_mut() {
         obj.insert("type".into(), json!("cakAuthorization"));
         obj.insert("outcome".into(), json!(outcome));
         obj.insert("routes".into(), json!(route_names));
     }
-    let mut writes = vec![
-        Write::Create(NewRecord::new(
-            callback_key,
-            json!({
-                "eventId": event.event_id,
-                "deliveryId": event.delivery_id,
-                "schemaId": event.schema_id,
-                "receivedAt": event.received_at.to_rfc3339(),
-                "audit": audit_key.as_str(),
-            }),
-        )),
-        Write::Create(NewRecord::new(audit_key, audit)),
-    ];
+    let dedup_doc = json!({
+        "eventId": event.event_id,
+        "deliveryId": event.delivery_id,
+        "schemaId": event.schema_id,
+        "receivedAt": event.received_at.to_rfc3339(),
+        "occurrence": event.occurrence(),
+        "audit": audit_key.as_str(),
+    });
+    let mut writes = vec![Write::Create(
+        NewRecord::new(callback_key, dedup_doc.clone())
+            .expiring_at(event.received_at.plus(config.dedup_window)),
+    )];
+    if let Some(event_id) = &event.event_id {
+        writes.push(Write::Create(
+            NewRecord::new(EventIdKey::derive(event_id).callback_key()?, dedup_doc)
+                .expiring_at(event.received_at.plus(config.event_id_retention)),
+        ));
+    }
+    writes.push(Write::Create(NewRecord::new(audit_key, audit)));
     let ctx = RouteContext { protector };
     for route in routes {
         let records = route

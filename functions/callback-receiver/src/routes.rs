@@ -23,7 +23,7 @@ use shared::config::ConfigError;
 use shared::pii::{PiiError, Protector};
 use shared::store::{InvalidName, NewRecord, RecordKey, RecordKind};
 
-use crate::event::{ConsentEvent, DedupKey};
+use crate::event::ConsentEvent;
 
 /// The routing table used when `CALLBACK_ROUTES_JSON` is not set: the sample programs, each to
 /// the compliance record and the event forwarder.
@@ -60,7 +60,8 @@ pub trait CallbackRoute: Send + Sync {
 
     /// Records to create atomically with the dedup and audit records (default: none). Keys must
     /// be `CB#…` or `AUDIT#…` (the function's IAM policy allows no other kind) and unique to the
-    /// event.
+    /// consent event: derive them from [`ConsentEvent::occurrence`], since the same user may
+    /// authorize the same verifier again after the dedup window.
     ///
     /// # Errors
     /// A [`RouteError`]; the event is then not recorded and the platform's retry tries again.
@@ -81,22 +82,19 @@ pub trait CallbackRoute: Send + Sync {
     }
 }
 
-/// Records each authorization for the issuer's compliance review: `CB#compliance-<dedup key>`
-/// with the event's facts and the user id sealed (AES-256-GCM under the data keys, bound to the
+/// Records each consent event for the issuer's compliance review: `CB#compliance-<occurrence>`
+/// (see [`ConsentEvent::occurrence`]) with the event's facts and the user id sealed (AES-256-GCM under the data keys, bound to the
 /// record key), so that a reviewer holding the data keys can tell whose consent it was.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ComplianceRecord;
 
 impl ComplianceRecord {
-    /// The key of the compliance record of the authorization with this dedup key.
+    /// The key of the compliance record of the consent event with this occurrence id.
     ///
     /// # Errors
-    /// Never for a derived dedup key.
-    pub fn key(dedup: &DedupKey) -> Result<RecordKey, InvalidName> {
-        RecordKey::new(
-            RecordKind::Callback,
-            &format!("compliance-{}", dedup.as_str()),
-        )
+    /// Never for an occurrence id the receiver derived.
+    pub fn key(occurrence: &str) -> Result<RecordKey, InvalidName> {
+        RecordKey::new(RecordKind::Callback, &format!("compliance-{occurrence}"))
     }
 }
 
@@ -111,7 +109,7 @@ impl CallbackRoute for ComplianceRecord {
         event: &ConsentEvent,
         ctx: &RouteContext<'_>,
     ) -> Result<Vec<NewRecord>, RouteError> {
-        let key = Self::key(&event.dedup)?;
+        let key = Self::key(&event.occurrence())?;
         let sealed = ctx.protector.seal(&event.user_id, key.as_str())?;
         let mut data = event.facts();
         if let Some(obj) = data.as_object_mut() {
@@ -199,10 +197,10 @@ impl EventForwarder {
     pub fn event(consent: &ConsentEvent) -> Value {
         json!({
             "version": "0",
-            "id": consent.delivery_id,
+            "id": consent.delivery_id.clone().unwrap_or_else(|| consent.occurrence()),
             "source": EVENT_SOURCE,
             "detail-type": EVENT_DETAIL_TYPE,
-            "time": consent.authorized_at.to_rfc3339(),
+            "time": consent.time().to_rfc3339(),
             "resources": [],
             "detail": consent.facts(),
         })

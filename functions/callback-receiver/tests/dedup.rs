@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use common::*;
 use serde_json::Value;
+use shared::clock::Clock;
 
 #[tokio::test]
 async fn a_new_event_costs_one_store_write_and_a_duplicate_one_failed_conditional_write() {
@@ -16,8 +17,9 @@ async fn a_new_event_costs_one_store_write_and_a_duplicate_one_failed_conditiona
     assert_eq!(status, 200);
     assert_eq!(w.spy.writes.load(Ordering::SeqCst), 1);
     assert_eq!(w.spy.gets.load(Ordering::SeqCst), 0);
-    // The compliance, audit, dedup and counter records, in that one write.
-    assert_eq!(w.spy.committed.lock().unwrap().len(), 4);
+    // The compliance, audit and counter records and the two dedup records (the triple's and the
+    // event id's), in that one write.
+    assert_eq!(w.spy.committed.lock().unwrap().len(), 5);
     w.spy.reset_counts();
 
     let (status, answer, _) = w.send(w.authorization()).await;
@@ -121,9 +123,9 @@ async fn the_audit_trail_holds_who_whom_which_schema_when_and_the_delivery_but_n
     assert!(d["receivedAt"].as_str().unwrap().ends_with('Z'));
 
     // The compliance record can tell whose consent it was, to a holder of the data keys only.
-    let key = callback_receiver::ComplianceRecord::key(&callback_receiver::dedup_key(
-        &protector, USER, VERIFIER, SCHEMA,
-    ))
+    let key = callback_receiver::ComplianceRecord::key(
+        &w.occurrence(USER, VERIFIER, SCHEMA).await.unwrap(),
+    )
     .unwrap();
     let compliance = w.spy.inner().get(&key).await.unwrap().unwrap();
     assert_eq!(compliance.data["review"], "pending");
@@ -302,4 +304,170 @@ async fn unreadable_data_keys_answer_500_and_record_nothing() {
     assert_eq!(answer["errorMessage"], "internal error");
     assert_eq!(w.spy.writes.load(Ordering::SeqCst), 0);
     assert_eq!(w.metric("CallbackStoreFailures"), 1.0, "a 5xx is counted");
+}
+
+#[tokio::test]
+async fn a_delivery_of_exactly_the_documented_members_is_recorded_audited_and_routed() {
+    let w = world().await;
+    let (status, answer, _) = w
+        .send(w.signed(&minimal_body(USER, VERIFIER, SCHEMA)))
+        .await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("recorded")));
+    assert_eq!(w.delivered(), 1);
+    let audit = w.audit_record(USER, VERIFIER, SCHEMA).await.unwrap();
+    assert_eq!(audit.data["outcome"], "routed");
+    assert_eq!(audit.data["eventId"], Value::Null);
+    assert_eq!(audit.data["issuerDid"], Value::Null);
+    assert_eq!(audit.data["authorizedAt"], Value::Null);
+    // The forwarded event still has a time: the instant it was received.
+    assert_eq!(
+        w.events.events()[0]["time"],
+        audit.data["receivedAt"],
+        "{:?}",
+        w.events.events()
+    );
+
+    // Its retry, still without an event id, is a duplicate.
+    let (_, again, _) = w
+        .send(w.signed(&minimal_body(USER, VERIFIER, SCHEMA)))
+        .await;
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(w.delivered(), 1);
+}
+
+#[tokio::test]
+async fn unusable_optional_members_are_ignored_rather_than_refusing_the_consent() {
+    let w = world().await;
+    let body = serde_json::json!({
+        "userId": USER, "verifierDid": VERIFIER, "schemaId": SCHEMA,
+        "authorizedAt": "yesterday", "eventId": "", "issuerDid": "x\u{0007}y", "extra": {"a": 1}
+    })
+    .to_string();
+    let (status, _, _) = w.send(w.signed(&body)).await;
+    assert_eq!(status, 200);
+    let audit = w.audit_record(USER, VERIFIER, SCHEMA).await.unwrap();
+    assert_eq!(audit.data["authorizedAt"], Value::Null);
+    assert_eq!(audit.data["eventId"], Value::Null);
+    assert_eq!(audit.data["issuerDid"], Value::Null);
+    // A required member missing is still refused.
+    let (status, answer, _) = w
+        .send(w.signed(r#"{"userId": "a@example.com", "schemaId": "kyc-basic"}"#))
+        .await;
+    assert_eq!(
+        (status, answer["errorType"].as_str()),
+        (400, Some("validation_failed"))
+    );
+}
+
+#[tokio::test]
+async fn a_re_consent_after_the_dedup_window_is_audited_and_routed_again() {
+    let w = world().await;
+    let (_, first, _) = w
+        .send(w.signed(&minimal_body(USER, VERIFIER, SCHEMA)))
+        .await;
+    assert_eq!(first["status"], "recorded");
+    // Within the window (24 h by default) it is a retry.
+    w.clock.advance(std::time::Duration::from_secs(23 * 3600));
+    let (_, retry, _) = w
+        .send(w.signed(&minimal_body(USER, VERIFIER, SCHEMA)))
+        .await;
+    assert_eq!(retry["status"], "duplicate");
+    assert_eq!(w.audit_keys().len(), 1);
+    // Months later the same user authorizes the same verifier again: a new consent event.
+    w.clock.advance(std::time::Duration::from_secs(90 * 86_400));
+    let (status, again, _) = w
+        .send(w.signed(&minimal_body(USER, VERIFIER, SCHEMA)))
+        .await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("recorded")));
+    assert_eq!(w.delivered(), 2, "the re-consent is routed again");
+    let audits = w.audit_keys();
+    assert_eq!(
+        audits.len(),
+        2,
+        "each consent has its own audit record: {audits:?}"
+    );
+    assert_ne!(audits[0], audits[1]);
+    // The first audit record is still there.
+    let first_key = audits[0].strip_prefix("AUDIT#").unwrap();
+    let first_key =
+        shared::store::RecordKey::new(shared::store::RecordKind::Audit, first_key).unwrap();
+    assert!(w.spy.inner().get(&first_key).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_late_retry_of_one_event_id_is_a_duplicate_even_past_the_triples_window() {
+    let w = world().await;
+    let body = body_for(USER, VERIFIER, SCHEMA, "evt_late");
+    let (_, first, _) = w.send(w.signed(&body)).await;
+    assert_eq!(first["status"], "recorded");
+    // Two days later (past the 24 h window, within the 7-day event id retention).
+    w.clock.advance(std::time::Duration::from_secs(2 * 86_400));
+    let (_, late, _) = w.send(w.signed(&body)).await;
+    assert_eq!(late["status"], "duplicate");
+    assert_eq!(w.delivered(), 1);
+    // A new event id for the same triple past the window is a new consent.
+    let (_, fresh, _) = w
+        .send(w.signed(&body_for(USER, VERIFIER, SCHEMA, "evt_new")))
+        .await;
+    assert_eq!(fresh["status"], "recorded");
+    assert_eq!(w.delivered(), 2);
+}
+
+#[tokio::test]
+async fn the_dedup_records_expire_with_their_window_and_the_audit_records_never() {
+    let w = world().await;
+    let (_, _, _) = w
+        .send(w.signed(&body_for(USER, VERIFIER, SCHEMA, "evt_ttl")))
+        .await;
+    let now = w.clock.now();
+    let dedup = callback_receiver::dedup_key(&w.protector().await, USER, VERIFIER, SCHEMA)
+        .callback_key()
+        .unwrap();
+    let dedup = w.spy.inner().get(&dedup).await.unwrap().unwrap();
+    let expires = dedup.expires_at.unwrap();
+    // Stored with second precision, rounded up.
+    assert!(expires.since(now) <= std::time::Duration::from_secs(86_401));
+    assert!(expires.since(now) >= std::time::Duration::from_secs(86_399));
+    let event = callback_receiver::EventIdKey::derive("evt_ttl")
+        .callback_key()
+        .unwrap();
+    let event = w.spy.inner().get(&event).await.unwrap().unwrap();
+    assert!(event.expires_at.unwrap().since(now) >= std::time::Duration::from_secs(7 * 86_399));
+    let audit = w.audit_record(USER, VERIFIER, SCHEMA).await.unwrap();
+    assert_eq!(audit.expires_at, None);
+}
+
+#[tokio::test]
+async fn a_callback_naming_another_issuer_is_acknowledged_audited_and_counted_but_not_routed() {
+    let w = world_with(Setup {
+        env: vec![("ISSUER_DID", ISSUER.to_owned())],
+        ..Setup::default()
+    })
+    .await;
+    let body = serde_json::json!({
+        "userId": USER, "verifierDid": VERIFIER, "schemaId": SCHEMA,
+        "issuerDid": "did:air:id:test:someone-else"
+    })
+    .to_string();
+    let (status, answer, _) = w.send(w.signed(&body)).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("recorded")));
+    assert_eq!(w.delivered(), 0, "not routed");
+    assert!(w.events.events().is_empty());
+    let audit = w.audit_record(USER, VERIFIER, SCHEMA).await.unwrap();
+    assert_eq!(audit.data["outcome"], "foreign_issuer");
+    assert_eq!(audit.data["issuerDid"], "did:air:id:test:someone-else");
+    assert_eq!(w.metric("CallbackForeignIssuer"), 1.0);
+    // Ours, or none at all, is routed.
+    let (_, _, _) = w
+        .send(w.signed(&body_for(
+            USER,
+            "did:air:id:test:v-ours",
+            SCHEMA,
+            "evt_ours",
+        )))
+        .await;
+    let (_, _, _) = w
+        .send(w.signed(&minimal_body(USER, "did:air:id:test:v-none", SCHEMA)))
+        .await;
+    assert_eq!(w.delivered(), 2);
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn simulator(url: &str, secret: &str) -> platform_sim::SimHandle {
     platform_sim::spawn(
@@ -63,7 +63,51 @@ async fn the_simulators_callback_is_answered_500_while_the_store_is_down_and_its
     assert_eq!(w.metric("CallbackStoreFailures"), 2.0);
     let audit = w.audit_record(USER, VERIFIER, SCHEMA).await.unwrap();
     assert_eq!(audit.data["deliveryId"], record.webhook_id.as_str());
+    // The simulator sends the documented minimum by default: no event id in the body.
+    assert_eq!(audit.data["eventId"], Value::Null);
+    assert_eq!(audit.data["issuerDid"], Value::Null);
+}
+
+/// One authorization of `shape` delivered by the simulator to the receiver over HTTP; its
+/// record (and the receiver, kept alive).
+async fn delivered(w: &World, shape: &str) -> (platform_sim::CallbackRecord, Receiver) {
+    let receiver = serve(Arc::clone(&w.deps)).await;
+    let sim = simulator(&receiver.url, VECTOR_SECRET).await;
+    authorize(&sim, json!({"shape": shape})).await;
+    eventually(async || {
+        sim.callbacks()
+            .first()
+            .is_some_and(|c| c.status == platform_sim::DeliveryStatus::Delivered)
+    })
+    .await;
+    (sim.callbacks()[0].clone(), receiver)
+}
+
+#[tokio::test]
+async fn a_callback_of_exactly_the_documented_members_is_recorded_audited_and_routed() {
+    let w = world().await;
+    let (record, _receiver) = delivered(&w, "minimal").await;
+    assert_eq!(
+        serde_json::to_value(&record.payload).unwrap(),
+        json!({"userId": USER, "verifierDid": VERIFIER, "schemaId": SCHEMA}),
+        "the minimal shape carries exactly the documented members"
+    );
+    assert_eq!(record.attempts.last().unwrap().http_status, Some(200));
+    assert_eq!(w.delivered(), 1);
+    let audit = w.audit_record(USER, VERIFIER, SCHEMA).await.unwrap();
+    assert_eq!(audit.data["outcome"], "routed");
+    assert_eq!(audit.data["authorizedAt"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_callback_of_the_rich_shape_is_recorded_with_its_event_id_issuer_and_time() {
+    let w = world().await;
+    let (record, _receiver) = delivered(&w, "rich").await;
+    assert_eq!(w.delivered(), 1);
+    let audit = w.audit_record(USER, VERIFIER, SCHEMA).await.unwrap();
     assert_eq!(audit.data["eventId"], record.event_id.as_str());
+    assert_eq!(audit.data["issuerDid"], ISSUER);
+    assert!(audit.data["authorizedAt"].as_str().unwrap().ends_with('Z'));
 }
 
 #[tokio::test]

@@ -36,6 +36,35 @@ pub struct AuthorizationRequest {
     /// Deliver to this URL instead of the configured one.
     #[serde(default)]
     pub callback_url: Option<String>,
+    /// The body's shape for this event (default: the simulator's `callback_shape`).
+    #[serde(default)]
+    pub shape: Option<CallbackShape>,
+}
+
+/// Which members a callback body carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackShape {
+    /// Exactly the documented members: `userId`, `verifierDid`, `schemaId` (the default: what
+    /// the platform's documents promise and no more).
+    #[default]
+    Minimal,
+    /// The documented members plus `issuerDid`, `authorizedAt` and `eventId`.
+    Rich,
+}
+
+impl std::str::FromStr for CallbackShape {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "minimal" => Ok(Self::Minimal),
+            "rich" => Ok(Self::Rich),
+            other => Err(format!(
+                "unknown callback shape {other:?} (minimal or rich)"
+            )),
+        }
+    }
 }
 
 /// The callback body, as the receiver gets it.
@@ -48,12 +77,15 @@ pub struct CallbackBody {
     pub verifier_did: String,
     /// The schema.
     pub schema_id: String,
-    /// The issuer DID.
-    pub issuer_did: String,
-    /// When the verifier was authorized (RFC 3339).
-    pub authorized_at: String,
-    /// The event id.
-    pub event_id: String,
+    /// The issuer DID (rich shape only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer_did: Option<String>,
+    /// When the verifier was authorized, RFC 3339 (rich shape only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorized_at: Option<String>,
+    /// The event id (rich shape only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 /// Delivery state of a callback record.
@@ -107,7 +139,7 @@ pub struct Attempt {
 pub struct CallbackRecord {
     /// Record id (`cb_…`).
     pub id: String,
-    /// The event id (also in the body).
+    /// The event id (also in the body of the rich shape).
     pub event_id: String,
     /// The `webhook-id` header, the same for every delivery of the event.
     pub webhook_id: String,
@@ -147,10 +179,14 @@ impl CallbackBook {
             "cb_{}",
             &hex::encode(digest(seed, &[b"callback", &n]))[..20]
         );
-        payload.event_id = format!("evt_{}", &hex::encode(digest(seed, &[b"event", &n]))[..24]);
+        let event_id = format!("evt_{}", &hex::encode(digest(seed, &[b"event", &n]))[..24]);
+        if payload.authorized_at.is_some() {
+            // The rich shape carries the event id; the minimal one does not.
+            payload.event_id = Some(event_id.clone());
+        }
         let record = CallbackRecord {
             id,
-            event_id: payload.event_id.clone(),
+            event_id,
             webhook_id: format!("msg_{}", &hex::encode(digest(seed, &[b"msg", &n]))[..24]),
             url,
             status: DeliveryStatus::NotSend,
@@ -200,20 +236,23 @@ pub fn sign(secrets: &[Vec<u8>], webhook_id: &str, timestamp: i64, body: &[u8]) 
         .join(" ")
 }
 
-/// Builds the body of a new authorization event.
+/// Builds the body of a new authorization event in `shape` (the event id of the rich shape is
+/// filled in when the record is created).
 #[must_use]
 pub fn body_for(
     request: &AuthorizationRequest,
+    shape: CallbackShape,
     issuer_did: String,
     now: std::time::SystemTime,
 ) -> CallbackBody {
+    let rich = shape == CallbackShape::Rich;
     CallbackBody {
         user_id: request.user_id.clone(),
         verifier_did: request.verifier_did.clone(),
         schema_id: request.schema_id.clone(),
-        issuer_did,
-        authorized_at: rfc3339(now),
-        event_id: String::new(),
+        issuer_did: rich.then_some(issuer_did),
+        authorized_at: rich.then(|| rfc3339(now)),
+        event_id: None,
     }
 }
 

@@ -109,6 +109,8 @@ pub struct SimConfig {
     pub max_json_body: usize,
     /// Body limit of ciphertext uploads (413 above it).
     pub max_ciphertext_body: usize,
+    /// The members of callback bodies: the documented minimum (default) or the richer shape.
+    pub callback_shape: crate::callbacks::CallbackShape,
 }
 
 impl Default for SimConfig {
@@ -134,6 +136,7 @@ impl Default for SimConfig {
             jwks_timeout: Duration::from_secs(5),
             max_json_body: 1024 * 1024,
             max_ciphertext_body: 8 * 1024 * 1024,
+            callback_shape: crate::callbacks::CallbackShape::Minimal,
         }
     }
 }

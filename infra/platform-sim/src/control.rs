@@ -88,7 +88,8 @@ pub async fn authorize_verifier(
             .find_user_program(&request.user_id, &request.schema_id)
             .map_or_else(|| app.config.issuer_did.clone(), |c| c.issuer_did.clone())
     });
-    let payload = callbacks::body_for(&request, issuer_did, app.clock.now());
+    let shape = request.shape.unwrap_or(app.config.callback_shape);
+    let payload = callbacks::body_for(&request, shape, issuer_did, app.clock.now());
     let planned = if request.deliver_twice { 2 } else { 1 };
     let record = lock(&app.callbacks).create(app.config.seed, url, payload, planned);
     tokio::spawn(callbacks::deliver(

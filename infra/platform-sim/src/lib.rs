@@ -28,7 +28,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use callbacks::{AuthorizationRequest, CallbackBody, CallbackRecord, DeliveryStatus, sign};
+pub use callbacks::{
+    AuthorizationRequest, CallbackBody, CallbackRecord, CallbackShape, DeliveryStatus, sign,
+};
 pub use clock::SimClock;
 pub use config::{ProgramConfig, SimConfig, decode_webhook_secret};
 pub use faults::FaultSpec;

@@ -53,6 +53,10 @@ struct Args {
     /// Backoff before the first callback retry, in milliseconds (doubles each time).
     #[arg(long, default_value_t = 500)]
     callback_base_delay_ms: u64,
+    /// Callback bodies: `minimal` (exactly the documented userId, verifierDid, schemaId) or
+    /// `rich` (also issuerDid, authorizedAt, eventId).
+    #[arg(long, default_value = "minimal")]
+    callback_shape: platform_sim::CallbackShape,
 }
 
 #[tokio::main]
@@ -74,6 +78,7 @@ async fn main() -> ExitCode {
         seed: args.seed,
         callback_retries: args.callback_retries,
         callback_base_delay: Duration::from_millis(args.callback_base_delay_ms),
+        callback_shape: args.callback_shape,
         ..SimConfig::default()
     };
     if let Some(did) = args.issuer_did {

@@ -95,10 +95,29 @@ async fn a_verifier_authorization_delivers_a_callback_signed_under_every_secret(
             expected_signature(SECRET_B, id, timestamp, &got[0].body),
         ]
     );
+    // The documented minimum, and nothing more, by default.
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"userId": "alice@example.com", "verifierDid": "did:air:id:test:verifier",
+            "schemaId": "kyc-document-r1"})
+    );
+}
+
+#[tokio::test]
+async fn the_rich_callback_shape_adds_the_issuer_the_time_and_the_event_id() {
+    let receiver = Receiver::start(0).await;
+    let env = env_with(&receiver, |_| {}).await;
+    env.issue("alice@example.com", issue_body("kyc-document-r1"))
+        .await;
+    let mut request = authorization();
+    request["shape"] = json!("rich");
+    let (status, created) = env.post_json("/sim/verifier-authorizations", request).await;
+    assert_eq!(status, 202, "{created}");
+    let record = wait_status(&env, "DELIVERED").await;
+    let got = receiver.received();
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["userId"], "alice@example.com");
-    assert_eq!(body["verifierDid"], "did:air:id:test:verifier");
-    assert_eq!(body["schemaId"], "kyc-document-r1");
     assert_eq!(body["issuerDid"], "did:air:id:test:issuer");
     assert_eq!(body["eventId"], record["eventId"]);
     assert!(body["authorizedAt"].as_str().unwrap().ends_with('Z'));

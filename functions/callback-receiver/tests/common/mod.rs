@@ -168,7 +168,7 @@ impl CallbackRoute for Counter {
     ) -> Result<Vec<NewRecord>, RouteError> {
         let key = RecordKey::new(
             shared::store::RecordKind::Callback,
-            &format!("counter-{}", event.dedup),
+            &format!("counter-{}", event.occurrence()),
         )?;
         Ok(vec![NewRecord::new(
             key,
@@ -308,15 +308,28 @@ pub async fn world_with(setup: Setup) -> World {
     }
 }
 
-/// A callback body exactly as the platform simulator serializes it.
+/// A callback body of the rich shape, exactly as the platform simulator serializes it.
 pub fn body_for(user: &str, verifier: &str, schema: &str, event_id: &str) -> String {
     serde_json::to_string(&platform_sim::CallbackBody {
         user_id: user.to_owned(),
         verifier_did: verifier.to_owned(),
         schema_id: schema.to_owned(),
-        issuer_did: ISSUER.to_owned(),
-        authorized_at: "2026-11-21T12:00:00Z".to_owned(),
-        event_id: event_id.to_owned(),
+        issuer_did: Some(ISSUER.to_owned()),
+        authorized_at: Some("2026-11-21T12:00:00Z".to_owned()),
+        event_id: Some(event_id.to_owned()),
+    })
+    .unwrap()
+}
+
+/// A callback body of exactly the documented members, as the simulator sends by default.
+pub fn minimal_body(user: &str, verifier: &str, schema: &str) -> String {
+    serde_json::to_string(&platform_sim::CallbackBody {
+        user_id: user.to_owned(),
+        verifier_did: verifier.to_owned(),
+        schema_id: schema.to_owned(),
+        issuer_did: None,
+        authorized_at: None,
+        event_id: None,
     })
     .unwrap()
 }
@@ -407,12 +420,32 @@ impl World {
         self.deps.data_keys.protector().await.unwrap()
     }
 
-    /// The stored audit record of (user, verifier, schema), if any.
+    /// The audit record of the consent of (user, verifier, schema) the live dedup record points
+    /// at, if any.
     pub async fn audit_record(&self, user: &str, verifier: &str, schema: &str) -> Option<Record> {
         let key = callback_receiver::dedup_key(&self.protector().await, user, verifier, schema)
-            .audit_key()
+            .callback_key()
             .unwrap();
+        let dedup = self.spy.inner().get(&key).await.unwrap()?;
+        let audit = dedup.data["audit"].as_str().unwrap();
+        let audit = audit.strip_prefix("AUDIT#").unwrap();
+        let key = RecordKey::new(shared::store::RecordKind::Audit, audit).unwrap();
         self.spy.inner().get(&key).await.unwrap()
+    }
+
+    /// The occurrence id of the consent of (user, verifier, schema) the live dedup record
+    /// remembers, if any.
+    pub async fn occurrence(&self, user: &str, verifier: &str, schema: &str) -> Option<String> {
+        let key = callback_receiver::dedup_key(&self.protector().await, user, verifier, schema)
+            .callback_key()
+            .unwrap();
+        let dedup = self.spy.inner().get(&key).await.unwrap()?;
+        Some(dedup.data["occurrence"].as_str().unwrap().to_owned())
+    }
+
+    /// The keys of every audit record committed so far.
+    pub fn audit_keys(&self) -> Vec<String> {
+        self.spy.committed_with("AUDIT#")
     }
 
     /// The metric total.

@@ -1,10 +1,16 @@
 //! The issuance record: one per credential issued on behalf of a user, written before the platform
 //! is called and moved through its states by conditional writes only.
 //!
-//! `PENDING` (written before the platform call) → `WAIT_ONCHAIN` (the platform accepted it; queued
-//! for the status poller in the `poll` due queue) → `ISSUED` (the platform says `ONCHAIN`), or
-//! `FAILED` / `TIMED_OUT` with a reason. The user is stored only as a keyed hash and a sealed
-//! e-mail (DESIGN §9); the credential subject is stored only as a hash.
+//! `PENDING` (written before the platform call, in the due queue at the end of its lease) →
+//! `UPLOAD_PENDING` (the platform accepted it and its answer — `coreClaimHash`, the CAK public key,
+//! `userUuid` — is persisted before any further call; the encrypted documents are not stored yet)
+//! → `WAIT_ONCHAIN` (queued for the status poller in the `poll` due queue) → `ISSUED` (the
+//! platform says `ONCHAIN`), or `FAILED` / `TIMED_OUT` with a reason. A `PENDING` or
+//! `UPLOAD_PENDING` record whose lease ran out (the request died, or gave up with a retryable
+//! answer that was never retried) is found by the status poller through the same due index and
+//! becomes `ABANDONED`: visible, counted and alarmed, and resumable by a retry with the same
+//! `Idempotency-Key`. The user is stored only as a keyed hash and a sealed e-mail (see
+//! `docs/architecture.md`); the credential subject is stored only as a hash.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -59,8 +65,16 @@ impl IssuanceId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum IssuanceStatus {
-    /// Written; the platform has not (knowingly) accepted it yet.
+    /// Written; the platform has not (knowingly) accepted it yet. The call may have been sent:
+    /// whoever takes the record over resolves it with `onDuplicate: "ignore"` first.
     Pending,
+    /// The platform accepted it (its answer is persisted); the encrypted sensitive data is not
+    /// confirmed stored yet. A retry with the same `Idempotency-Key` and body encrypts to the
+    /// stored CAK key and uploads again, without issuing again.
+    UploadPending,
+    /// Its request ended without finishing and was not retried within its lease: found by the
+    /// reconciler, counted and alarmed. A retry with the same `Idempotency-Key` resumes it.
+    Abandoned,
     /// Accepted by the platform, waiting to be anchored.
     WaitOnchain,
     /// Anchored: issued.
@@ -119,9 +133,169 @@ pub struct Issuance {
     /// When the poller raised the long-`WAIT_ONCHAIN` alert for it (at most once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerted_at: Option<Timestamp>,
+    /// The platform's id of the user, from its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_uuid: Option<String>,
+    /// The CAK public key the platform returned (uncompressed SEC1 hex; public, not a secret),
+    /// kept so that an upload can be retried without issuing again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cak_public_key: Option<String>,
+    /// The credential this user held for this program when the issuance began (from the
+    /// resource lock): how an ambiguous outcome is told apart from an untouched platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_core_claim_hash: Option<String>,
+    /// Until when the request that wrote the record owns it; after it, the reconciler may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<Timestamp>,
+}
+
+/// A transition the state machine does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an issuance in state {from:?} cannot become {to:?}")]
+pub struct InvalidTransition {
+    /// The state it is in.
+    pub from: IssuanceStatus,
+    /// The state asked for.
+    pub to: IssuanceStatus,
+}
+
+/// What the platform answered when it accepted (or already held) the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The credential.
+    pub core_claim_hash: String,
+    /// The platform's id of the user, when it said it.
+    pub user_uuid: Option<String>,
+    /// The CAK public key, when the program has CAK.
+    pub cak_public_key: Option<String>,
 }
 
 impl Issuance {
+    fn check(
+        &self,
+        to: IssuanceStatus,
+        allowed: &[IssuanceStatus],
+    ) -> Result<(), InvalidTransition> {
+        if allowed.contains(&self.status) {
+            Ok(())
+        } else {
+            Err(InvalidTransition {
+                from: self.status,
+                to,
+            })
+        }
+    }
+
+    /// The record is taken (over) by a request that owns it until `lease_until`: a fresh or
+    /// re-driven `PENDING`, or a resumed `UPLOAD_PENDING` / `ABANDONED` one.
+    pub fn leased(mut self, lease_until: Timestamp, now: Timestamp) -> Self {
+        self.lease_until = Some(lease_until);
+        if self.status == IssuanceStatus::Abandoned {
+            self.status = if self.core_claim_hash.is_some() {
+                IssuanceStatus::UploadPending
+            } else {
+                IssuanceStatus::Pending
+            };
+            self.reason = None;
+        }
+        self.updated_at = now;
+        self
+    }
+
+    /// `PENDING` → `UPLOAD_PENDING` (documents to upload) or `WAIT_ONCHAIN`: the platform's
+    /// answer, persisted before any further call.
+    ///
+    /// # Errors
+    /// From any state but `PENDING` (or `FAILED`, which a retry with the same key re-drives).
+    pub fn accepted(
+        mut self,
+        answer: Accepted,
+        upload: bool,
+        now: Timestamp,
+    ) -> Result<Self, InvalidTransition> {
+        let to = if upload {
+            IssuanceStatus::UploadPending
+        } else {
+            IssuanceStatus::WaitOnchain
+        };
+        self.check(to, &[IssuanceStatus::Pending, IssuanceStatus::Failed])?;
+        self.status = to;
+        self.core_claim_hash = Some(answer.core_claim_hash);
+        self.user_uuid = answer.user_uuid.or(self.user_uuid);
+        self.cak_public_key = answer.cak_public_key.or(self.cak_public_key);
+        self.reason = None;
+        self.updated_at = now;
+        if !upload {
+            self.wait_onchain_since = Some(now);
+            self.lease_until = None;
+        }
+        Ok(self)
+    }
+
+    /// `UPLOAD_PENDING` → `WAIT_ONCHAIN`: the ciphertext is stored at the platform.
+    ///
+    /// # Errors
+    /// From any other state.
+    pub fn uploaded(
+        mut self,
+        storage_id: String,
+        now: Timestamp,
+    ) -> Result<Self, InvalidTransition> {
+        self.check(
+            IssuanceStatus::WaitOnchain,
+            &[IssuanceStatus::UploadPending],
+        )?;
+        self.status = IssuanceStatus::WaitOnchain;
+        self.storage_id = Some(storage_id);
+        self.updated_at = now;
+        self.wait_onchain_since = Some(now);
+        self.lease_until = None;
+        Ok(self)
+    }
+
+    /// `PENDING` → `FAILED`: the platform refused it.
+    ///
+    /// # Errors
+    /// From any other state.
+    pub fn failed(mut self, reason: String, now: Timestamp) -> Result<Self, InvalidTransition> {
+        self.check(IssuanceStatus::Failed, &[IssuanceStatus::Pending])?;
+        self.status = IssuanceStatus::Failed;
+        self.reason = Some(reason);
+        self.updated_at = now;
+        self.lease_until = None;
+        Ok(self)
+    }
+
+    /// `PENDING` / `UPLOAD_PENDING` → `ABANDONED`: its lease ran out and nobody finished it.
+    ///
+    /// # Errors
+    /// From any other state.
+    pub fn abandoned(mut self, now: Timestamp) -> Result<Self, InvalidTransition> {
+        self.check(
+            IssuanceStatus::Abandoned,
+            &[IssuanceStatus::Pending, IssuanceStatus::UploadPending],
+        )?;
+        self.reason = Some(if self.status == IssuanceStatus::Pending {
+            "the request ended before the platform confirmed the issuance and was not retried; \
+             the platform may hold it: a retry with the same Idempotency-Key and body resolves \
+             it without issuing twice"
+                .to_owned()
+        } else {
+            "the platform issued the credential but the encrypted sensitive data was never \
+             confirmed stored; a retry with the same Idempotency-Key and body uploads it \
+             without issuing again"
+                .to_owned()
+        });
+        self.status = IssuanceStatus::Abandoned;
+        self.updated_at = now;
+        Ok(self)
+    }
+
+    /// Whether the request that owns the record still does at `now`.
+    pub fn lease_live(&self, now: Timestamp) -> bool {
+        self.lease_until.is_some_and(|until| now < until)
+    }
+
     /// Seconds spent in `WAIT_ONCHAIN`, up to `onchain_at` or `now`.
     pub fn wait_onchain_seconds(&self, now: Timestamp) -> Option<f64> {
         let since = self.wait_onchain_since?;
@@ -130,12 +304,66 @@ impl Issuance {
     }
 }
 
-/// The key of the record remembering the last subject hash issued to a user for a program.
+/// The key of the record of a (user, program): the resource lock of its issuances, the last
+/// subject hash and the last credential issued.
 pub fn subject_key(user_hash: &IdHash, program_id: &str) -> Result<RecordKey, InvalidName> {
     RecordKey::new(
         RecordKind::Issuance,
         &format!("subject:{}:{program_id}", user_hash.as_str()),
     )
+}
+
+/// The body of a (user, program) record: the lock that keeps two issuances of one user and
+/// program from running at once (AC-112: one job of a kind per resource), and what the last
+/// finished issuance left. Taking or releasing the lock is a conditional write at the record's
+/// version; a lock whose lease ran out is free, so a crash never wedges it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceLock {
+    /// The hash of the last subject issued (decides an automatic `onDuplicate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_hash: Option<String>,
+    /// The last credential issued to the user for the program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_claim_hash: Option<String>,
+    /// The issuance that finished last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuance_id: Option<IssuanceId>,
+    /// The issuance holding the lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<IssuanceId>,
+    /// Until when it holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<Timestamp>,
+}
+
+impl ResourceLock {
+    /// Who else holds the lock at `now`, and until when; `None` when it is free or ours.
+    pub fn held_by_other(&self, us: &IssuanceId, now: Timestamp) -> Option<Timestamp> {
+        match (&self.held_by, self.held_until) {
+            (Some(holder), Some(until)) if holder != us && now < until => Some(until),
+            _ => None,
+        }
+    }
+
+    /// The lock taken by `us` until `until`.
+    pub fn taken(mut self, us: &IssuanceId, until: Timestamp) -> Self {
+        self.held_by = Some(us.clone());
+        self.held_until = Some(until);
+        self
+    }
+
+    /// The lock released by a finished issuance, remembering what it issued.
+    pub fn released(mut self, by: &IssuanceId, subject_hash: &str, core_claim_hash: &str) -> Self {
+        if self.held_by.as_ref() == Some(by) {
+            self.held_by = None;
+            self.held_until = None;
+        }
+        self.subject_hash = Some(subject_hash.to_owned());
+        self.core_claim_hash = Some(core_claim_hash.to_owned());
+        self.issuance_id = Some(by.clone());
+        self
+    }
 }
 
 /// The hash of a credential subject in canonical JSON form.
@@ -155,6 +383,77 @@ mod tests {
         assert_eq!(IssuanceId::parse(a.as_str()), Some(a));
         assert_eq!(IssuanceId::parse("iss_../../etc"), None);
         assert_eq!(IssuanceId::parse("ISSUE#x"), None);
+    }
+
+    fn pending() -> Issuance {
+        let t = Timestamp::from_millis(1_000);
+        serde_json::from_value(serde_json::json!({
+            "issuanceId": "iss_00000000000000000000000000000000", "caller": "pk",
+            "programId": "p", "userHash": "00", "user": {"v": "k", "n": "AA==", "c": "AA=="},
+            "subjectHash": "00", "onDuplicate": "ignore", "status": "PENDING",
+            "createdAt": t, "updatedAt": t
+        }))
+        .unwrap()
+    }
+
+    fn answer() -> Accepted {
+        Accepted {
+            core_claim_hash: "0x1".into(),
+            user_uuid: Some("u".into()),
+            cak_public_key: Some("04ab".into()),
+        }
+    }
+
+    #[test]
+    fn an_accepted_issuance_with_documents_waits_for_its_upload_before_the_poller() {
+        let t = Timestamp::from_millis(2_000);
+        let i = pending().accepted(answer(), true, t).unwrap();
+        assert_eq!(i.status, IssuanceStatus::UploadPending);
+        assert_eq!(i.cak_public_key.as_deref(), Some("04ab"));
+        assert_eq!(i.wait_onchain_since, None);
+        let i = i.uploaded("ct_1".into(), t).unwrap();
+        assert_eq!(i.status, IssuanceStatus::WaitOnchain);
+        assert_eq!(i.wait_onchain_since, Some(t));
+        assert!(i.clone().uploaded("ct_2".into(), t).is_err());
+        assert!(i.accepted(answer(), false, t).is_err());
+    }
+
+    #[test]
+    fn only_unfinished_issuances_can_be_abandoned_and_a_retry_resumes_them() {
+        let t = Timestamp::from_millis(2_000);
+        let later = Timestamp::from_millis(9_000);
+        let a = pending().abandoned(t).unwrap();
+        assert_eq!(a.status, IssuanceStatus::Abandoned);
+        assert!(a.reason.as_deref().unwrap().contains("Idempotency-Key"));
+        assert_eq!(a.leased(later, t).status, IssuanceStatus::Pending);
+        let u = pending()
+            .accepted(answer(), true, t)
+            .unwrap()
+            .abandoned(t)
+            .unwrap();
+        let resumed = u.leased(later, t);
+        assert_eq!(resumed.status, IssuanceStatus::UploadPending);
+        assert!(resumed.lease_live(t) && !resumed.lease_live(later));
+        let done = pending().accepted(answer(), false, t).unwrap();
+        assert!(done.abandoned(t).is_err());
+    }
+
+    #[test]
+    fn a_lock_held_by_another_issuance_is_free_once_its_lease_ends() {
+        let us = IssuanceId::derive("pk", "a");
+        let them = IssuanceId::derive("pk", "b");
+        let lock = ResourceLock::default().taken(&them, Timestamp::from_millis(5_000));
+        assert_eq!(
+            lock.held_by_other(&us, Timestamp::from_millis(4_999)),
+            Some(Timestamp::from_millis(5_000))
+        );
+        assert_eq!(lock.held_by_other(&us, Timestamp::from_millis(5_000)), None);
+        assert_eq!(lock.held_by_other(&them, Timestamp::from_millis(1)), None);
+        let released = lock
+            .taken(&us, Timestamp::from_millis(9_000))
+            .released(&us, "s", "0x2");
+        assert_eq!(released.held_by, None);
+        assert_eq!(released.core_claim_hash.as_deref(), Some("0x2"));
     }
 
     #[test]

@@ -525,10 +525,50 @@ async fn a_duplicate_under_ignore_carries_the_existing_hash() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, PlatformError::Duplicate { core_claim_hash } if *core_claim_hash == first.core_claim_hash),
+        matches!(&err, PlatformError::Duplicate { core_claim_hash, after_unconfirmed: false, .. } if *core_claim_hash == first.core_claim_hash),
         "{err:?}"
     );
     assert_eq!(env.seen(ISSUE_ROUTE).len(), 2, "a duplicate is not retried");
+}
+
+#[tokio::test]
+async fn a_revoke_whose_answer_was_lost_is_retried_with_ignore_and_never_revokes_what_it_issued() {
+    let env = Env::start().await;
+    env.fault(json!({"route": ISSUE_ROUTE, "loseAnswer": true, "failNext": 1}))
+        .await;
+    let err = env
+        .client
+        .issue_on_behalf(
+            "mona@example.com",
+            &request("kyc-document-r1", OnDuplicate::Revoke),
+            soon(),
+        )
+        .await
+        .unwrap_err();
+    // The first attempt issued the credential; the retry asked with `ignore` and was told of it.
+    let PlatformError::Duplicate {
+        core_claim_hash,
+        cak_public_key,
+        after_unconfirmed,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(after_unconfirmed);
+    assert!(
+        cak_public_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("04"))
+    );
+    let calls = env.seen(ISSUE_ROUTE);
+    assert_eq!(calls.len(), 2);
+    let status = env.client.status(core_claim_hash, soon()).await.unwrap();
+    assert_ne!(
+        status.vc_status,
+        VcState::Revoked,
+        "the retry must not revoke what the first attempt issued"
+    );
 }
 
 #[tokio::test]

@@ -501,3 +501,227 @@ async fn a_released_key_cannot_be_reused_for_another_user() {
         "bob's request never reached the platform"
     );
 }
+
+/// Issues a `kyc-basic` credential to `email`, then upgrades it (changed data: `revoke`) with
+/// `fault` on the platform; the old and the new credential's hashes.
+async fn upgrade(w: &common::World, email: &str, fault: Value) -> (String, String) {
+    let b = body("kyc-basic", email);
+    let (_, first, _) = w.send(w.post(&w.writer, Some("up-old"), &b)).await;
+    let old = first["coreClaimHash"].as_str().unwrap().to_owned();
+    let mut upgraded = b.clone();
+    upgraded["credentialSubject"]["tier"] = json!("premium");
+    w.fault(fault).await;
+    let (status, answer, _) = w.send(w.post(&w.writer, Some("up-new"), &upgraded)).await;
+    assert_eq!(status, 202, "{answer}");
+    (old, answer["coreClaimHash"].as_str().unwrap().to_owned())
+}
+
+/// The status of a credential at the platform.
+async fn platform_state(w: &common::World, hash: &str) -> VcState {
+    w.deps
+        .platform
+        .status(hash, Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .vc_status
+}
+
+#[tokio::test]
+async fn a_failed_upload_leaves_upload_pending_and_the_retry_uploads_without_issuing_again() {
+    let w = world(&[]).await;
+    let mut b = body("kyc-document-r1", "upload.retry@example.com");
+    b["sensitiveData"] = json!({"fullName": "Grace Hopper"});
+    // The platform issues, then its storage fails every attempt of this request.
+    w.fault(json!({"route": "/dstorage/ciphertexts", "status": 503, "failNext": 4}))
+        .await;
+    let (status, answer, r) = w.send(w.post(&w.writer, Some("up-1"), &b)).await;
+    assert_eq!(
+        (status, answer["errorType"].as_str()),
+        (502, Some("upstream_unavailable")),
+        "never a success while the documents are not stored: {answer}"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    // The platform's answer was persisted before the upload: the record says where it stands.
+    let id = IssuanceId::derive(w.writer.id.as_str(), "up-1");
+    let pending = record(&w, id.as_str()).await;
+    assert_eq!(
+        pending.status,
+        shared::issuance::IssuanceStatus::UploadPending
+    );
+    let hash = pending.core_claim_hash.clone().expect("persisted at once");
+    assert!(pending.cak_public_key.is_some());
+    assert_eq!(pending.storage_id, None);
+    let (code, read, _) = w
+        .send(w.signed(
+            &w.writer,
+            Method::GET,
+            &format!("/v1/credentials/{}", id.as_str()),
+            Vec::new(),
+        ))
+        .await;
+    assert_eq!(
+        (code, read["status"].as_str()),
+        (200, Some("UPLOAD_PENDING"))
+    );
+    w.clear_faults().await;
+
+    // The same key and body: encrypted again to the stored key and uploaded, not issued again.
+    let issues_before = w.issue_calls().len();
+    let (status, answer, _) = w.send(w.post(&w.writer, Some("up-1"), &b)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["coreClaimHash"], hash.as_str());
+    assert_eq!(
+        w.issue_calls().len(),
+        issues_before,
+        "no second issue-on-behalf"
+    );
+    let done = record(&w, id.as_str()).await;
+    assert_eq!(done.status, shared::issuance::IssuanceStatus::WaitOnchain);
+    let storage = done.storage_id.expect("uploaded");
+    assert_eq!(w.plaintext_of(&storage).await, b["sensitiveData"]);
+}
+
+#[tokio::test]
+async fn an_issue_answer_lost_after_its_effect_is_adopted_with_its_cak_key_and_documents_uploaded()
+{
+    let w = world(&[]).await;
+    let mut b = body("kyc-document-k1", "lost.answer@example.com");
+    b["sensitiveData"] = json!({"fullName": "Katherine Johnson"});
+    w.fault(json!({"route": "/credentials/issue-on-behalf", "loseAnswer": true, "failNext": 1}))
+        .await;
+    let (status, answer, _) = w.send(w.post(&w.writer, Some("lost-1"), &b)).await;
+    assert_eq!(status, 202, "{answer}");
+    let hash = answer["coreClaimHash"].as_str().unwrap().to_owned();
+    assert_eq!(platform_state(&w, &hash).await, VcState::WaitOnchain);
+    let issuance = record(&w, answer["issuanceId"].as_str().unwrap()).await;
+    let storage = issuance
+        .storage_id
+        .expect("uploaded to the credential's CAK key");
+    assert_eq!(w.plaintext_of(&storage).await, b["sensitiveData"]);
+}
+
+#[tokio::test]
+async fn a_revoke_whose_answer_was_lost_never_revokes_what_it_issued_nor_issues_twice() {
+    let w = world(&[]).await;
+    // A tier upgrade (changed data: `revoke`), whose answer is lost after the platform acted.
+    let (old, new) = upgrade(
+        &w,
+        "upgrade.lost@example.com",
+        json!({"route": "/credentials/issue-on-behalf", "loseAnswer": true, "failNext": 1}),
+    )
+    .await;
+    assert_ne!(new, old, "the upgrade happened");
+    assert_eq!(platform_state(&w, &old).await, VcState::Revoked);
+    assert_eq!(
+        platform_state(&w, &new).await,
+        VcState::WaitOnchain,
+        "the retry did not revoke what the first attempt issued"
+    );
+    // Two calls: the lost one (revoke) and its resolution (ignore), no third issuance.
+    let calls = w.issue_calls();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_revoke_that_failed_before_reaching_the_platform_is_sent_again_after_resolution() {
+    let w = world(&[]).await;
+    // A 500 before any effect: unconfirmed, so the next attempt asks with `ignore`, is told of
+    // the old credential, and only then sends the revoke again.
+    let (old, new) = upgrade(
+        &w,
+        "upgrade.early@example.com",
+        json!({"route": "/credentials/issue-on-behalf", "status": 500, "failNext": 1}),
+    )
+    .await;
+    assert_ne!(new, old, "the upgrade was not silently dropped");
+    assert_eq!(platform_state(&w, &old).await, VcState::Revoked);
+    assert_eq!(platform_state(&w, &new).await, VcState::WaitOnchain);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_issuance_for_the_same_user_and_program_under_another_key_gets_409_conflict() {
+    let w = Arc::new(world(&[]).await);
+    let b = body("kyc-basic", "one.job@example.com");
+    w.fault(json!({"route": "/credentials/issue-on-behalf", "latencyMs": 900}))
+        .await;
+    let first = {
+        let w = Arc::clone(&w);
+        let req = w.post(&w.writer, Some("job-1"), &b);
+        tokio::spawn(async move { w.send(req).await })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, answer, r) = w.send(w.post(&w.writer, Some("job-2"), &b)).await;
+    assert_eq!(
+        (status, answer["errorType"].as_str()),
+        (409, Some("conflict")),
+        "{answer}"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    let (status, _, _) = first.await.unwrap();
+    assert_eq!(status, 202);
+    assert_eq!(
+        w.issue_calls().len(),
+        1,
+        "the second never reached the platform"
+    );
+    // Once the first is done, the lock is free.
+    w.clear_faults().await;
+    let (status, _, _) = w.send(w.post(&w.writer, Some("job-2"), &b)).await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn a_crashed_holder_of_the_lock_blocks_nobody_once_its_lease_is_over() {
+    let w = world(&[]).await;
+    let b = body("kyc-basic", "crashed.lock@example.com");
+    // A holder that died: the lock names another issuance, its lease already over.
+    let protector = w.deps.data_keys.protector().await.unwrap();
+    let key =
+        shared::issuance::subject_key(&protector.hash("crashed.lock@example.com"), "kyc-basic")
+            .unwrap();
+    let lock = shared::issuance::ResourceLock::default().taken(
+        &IssuanceId::derive("pk_gone", "k"),
+        w.deps.clock.now().minus(Duration::from_secs(1)),
+    );
+    w.deps
+        .store
+        .write(shared::store::Write::Create(shared::store::NewRecord::new(
+            key,
+            serde_json::to_value(&lock).unwrap(),
+        )))
+        .await
+        .unwrap();
+    let (status, answer, _) = w.send(w.post(&w.writer, Some("after-crash"), &b)).await;
+    assert_eq!(status, 202, "{answer}");
+}
+
+#[tokio::test]
+async fn an_unfinished_record_is_queued_for_the_reconciler_at_the_end_of_its_lease() {
+    let w = world(&[]).await;
+    w.fault(json!({"route": "/credentials/issue-on-behalf", "status": 503}))
+        .await;
+    let (status, _, _) = w
+        .send(w.post(
+            &w.writer,
+            Some("q-1"),
+            &body("kyc-basic", "queued@example.com"),
+        ))
+        .await;
+    assert_eq!(status, 502);
+    let id = IssuanceId::derive(w.writer.id.as_str(), "q-1");
+    let stored = w
+        .deps
+        .store
+        .get(&id.record_key().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let issuance: Issuance = serde_json::from_value(stored.data).unwrap();
+    assert_eq!(issuance.status, shared::issuance::IssuanceStatus::Pending);
+    let due = stored.due.expect("in the due index");
+    assert_eq!(due.queue, shared::issuance::poll_queue());
+    assert!(
+        due.at > issuance.lease_until.unwrap(),
+        "due once its lease is over"
+    );
+}

@@ -59,6 +59,10 @@ pub const STILL_WAITING_METRIC: &str = "CredentialsStillWaiting";
 pub const POLL_ERRORS_METRIC: &str = "PollErrors";
 /// Metric (count): runs that stopped taking records because the deadline was near.
 pub const STOPPED_EARLY_METRIC: &str = "PollRunsStoppedEarly";
+/// Metric (count), by `from` (`PENDING`, `UPLOAD_PENDING`): unfinished issuances whose lease ran
+/// out without their request finishing or being retried, found by the reconciler and marked
+/// `ABANDONED` (a retry with the same `Idempotency-Key` resumes them). Alarmed in the template.
+pub const ABANDONED_METRIC: &str = "IssuancesAbandoned";
 
 /// What the poller needs, built once per container.
 pub struct PollerDeps {
@@ -90,6 +94,8 @@ pub struct RunSummary {
     pub timed_out: u64,
     /// Records that became `FAILED`.
     pub failed: u64,
+    /// Unfinished records whose lease ran out, marked `ABANDONED` by the reconciler.
+    pub abandoned: u64,
     /// Poll and store errors (see [`POLL_ERRORS_METRIC`]).
     pub errors: u64,
     /// Alerts raised for long waits.

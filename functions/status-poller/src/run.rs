@@ -15,8 +15,8 @@ use shared::telemetry::Unit;
 use tokio::sync::mpsc;
 
 use crate::{
-    FAILED_METRIC, ISSUED_METRIC, POLL_ERRORS_METRIC, POLLED_METRIC, PollerDeps, PollerError,
-    RunSummary, STILL_WAITING_METRIC, STOPPED_EARLY_METRIC, TIMED_OUT_METRIC,
+    ABANDONED_METRIC, FAILED_METRIC, ISSUED_METRIC, POLL_ERRORS_METRIC, POLLED_METRIC, PollerDeps,
+    PollerError, RunSummary, STILL_WAITING_METRIC, STOPPED_EARLY_METRIC, TIMED_OUT_METRIC,
     WAIT_ONCHAIN_ALERTS_METRIC, WAIT_ONCHAIN_SECONDS_METRIC,
 };
 
@@ -125,6 +125,7 @@ pub async fn run(deps: &PollerDeps, deadline: Deadline) -> Result<RunSummary, Po
                 stillWaiting = summary.still_waiting,
                 timedOut = summary.timed_out,
                 failed = summary.failed,
+                abandoned = summary.abandoned,
                 errors = summary.errors,
                 alerts = summary.alerts,
                 skipped = summary.skipped,
@@ -137,6 +138,7 @@ pub async fn run(deps: &PollerDeps, deadline: Deadline) -> Result<RunSummary, Po
     }
     let idle = summary.polled + summary.skipped + summary.errors == 0
         && summary.failed == 0
+        && summary.abandoned == 0
         && !summary.stopped_early
         && listing_error.is_none();
     if idle {
@@ -219,6 +221,8 @@ enum Fate {
     Waiting,
     TimedOut,
     Failed,
+    /// An unfinished record whose lease ran out.
+    Abandoned,
     /// Claimed by another run first, or no longer waiting: left alone.
     Skipped,
     /// A write failed: the record is as the last successful write left it.
@@ -270,6 +274,7 @@ impl Tally {
             Fate::Waiting => s.still_waiting += 1,
             Fate::TimedOut => s.timed_out += 1,
             Fate::Failed => s.failed += 1,
+            Fate::Abandoned => s.abandoned += 1,
             Fate::Skipped => s.skipped += 1,
             Fate::Unknown => {}
         }
@@ -402,6 +407,13 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
         }
     };
     let id = issuance.issuance_id.as_str().to_owned();
+
+    if matches!(
+        issuance.status,
+        IssuanceStatus::Pending | IssuanceStatus::UploadPending
+    ) {
+        return reconcile(deps, &record, issuance, ctx).await;
+    }
 
     if issuance.status != IssuanceStatus::WaitOnchain {
         tracing::warn!(issuance_id = id.as_str(), status = ?issuance.status,
@@ -559,6 +571,55 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
         outcome,
     )
     .await
+}
+
+/// The reconciler: an unfinished record (`PENDING`, `UPLOAD_PENDING`) is due when its lease
+/// ends. Still leased (its request extended it), it is queued again for the new end; otherwise
+/// its request died or gave up and was never retried: it becomes `ABANDONED` — out of the queue,
+/// counted (`IssuancesAbandoned`, alarmed) and logged with what a retry with the same
+/// `Idempotency-Key` will do. Nothing is re-issued here: the subject and the sensitive data were
+/// never stored, so only the caller can finish it, and the record says how.
+async fn reconcile(
+    deps: &PollerDeps,
+    record: &Record,
+    issuance: Issuance,
+    ctx: &RunCtx,
+) -> Outcome {
+    let now = deps.clock.now();
+    if issuance.lease_live(now) {
+        let until = issuance.lease_until.unwrap_or(now);
+        let write = rewrite(record, &issuance, &ctx.queue, Some(until), record.version);
+        return match apply(deps, &record.key, write, "skipped").await {
+            Ok(_) | Err("skipped") => Outcome::new(Fate::Skipped),
+            Err(kind) => Outcome::error(kind),
+        };
+    }
+    let from = issuance.status;
+    let id = issuance.issuance_id.as_str().to_owned();
+    let Ok(abandoned) = issuance.abandoned(now) else {
+        return Outcome::new(Fate::Skipped);
+    };
+    let write = rewrite(record, &abandoned, &ctx.queue, None, record.version);
+    match apply(deps, &record.key, write, "skipped").await {
+        Ok(_) => {
+            let from = match from {
+                IssuanceStatus::UploadPending => "UPLOAD_PENDING",
+                _ => "PENDING",
+            };
+            tracing::error!(
+                issuance_id = id.as_str(),
+                from,
+                core_claim_hash = abandoned.core_claim_hash.as_deref().unwrap_or("-"),
+                reason = abandoned.reason.as_deref().unwrap_or("-"),
+                "unfinished issuance abandoned by its request"
+            );
+            deps.recorder
+                .emit(ABANDONED_METRIC, Unit::Count, 1.0, &[("from", from)]);
+            Outcome::new(Fate::Abandoned)
+        }
+        Err("skipped") => Outcome::new(Fate::Skipped),
+        Err(kind) => Outcome::error(kind),
+    }
 }
 
 /// Writes the poll's outcome at the claim's version.

@@ -120,3 +120,57 @@ async fn an_unreadable_record_leaves_the_queue_and_is_counted_as_an_error() {
     w.advance(Duration::from_secs(60));
     assert_eq!(w.run(&poller).await.errors, 0);
 }
+
+#[tokio::test]
+async fn an_unfinished_issuance_past_its_lease_is_found_through_the_index_and_abandoned_visibly() {
+    let w = world(Backend::Embedded, Duration::from_secs(5)).await;
+    let now = w.clock.now();
+    let stuck = w
+        .unfinished("stuck@example.com", "stuck", IssuanceStatus::Pending, now)
+        .await;
+    let upload = w
+        .unfinished(
+            "upload@example.com",
+            "upload",
+            IssuanceStatus::UploadPending,
+            now,
+        )
+        .await;
+    let live = w
+        .unfinished(
+            "live@example.com",
+            "live",
+            IssuanceStatus::Pending,
+            now.plus(Duration::from_secs(3600)),
+        )
+        .await;
+    w.advance(Duration::from_secs(1));
+    let poller = w.poller(PollPolicy::default());
+    let summary = w.run(&poller).await;
+    assert_eq!(summary.abandoned, 2, "{summary:?}");
+    assert_eq!(
+        summary.polled, 0,
+        "nothing unfinished is polled at the platform"
+    );
+    for (id, from) in [(&stuck, "PENDING"), (&upload, "UPLOAD_PENDING")] {
+        let (record, issuance) = w.record(id).await;
+        assert_eq!(issuance.status, IssuanceStatus::Abandoned, "{from}");
+        assert!(
+            issuance
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("same Idempotency-Key"),
+            "{from}: {:?}",
+            issuance.reason
+        );
+        assert!(record.due.is_none(), "out of the queue: {from}");
+    }
+    assert_eq!(w.metric("IssuancesAbandoned"), 2.0);
+    // The live one is left to its request.
+    let (_, live_issuance) = w.record(&live).await;
+    assert_eq!(live_issuance.status, IssuanceStatus::Pending);
+    // A second run finds nothing more to do.
+    let again = w.run(&poller).await;
+    assert_eq!(again.abandoned, 0);
+}

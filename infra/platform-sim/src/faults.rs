@@ -34,6 +34,10 @@ pub struct FaultSpec {
     /// Answer 429 with this `Retry-After` (seconds).
     #[serde(default)]
     pub retry_after_secs: Option<u64>,
+    /// Do the work, then lose the answer: the call takes effect (a credential is issued, a
+    /// ciphertext stored) but the connection breaks before the caller reads the answer.
+    #[serde(default)]
+    pub lose_answer: Option<bool>,
     /// Apply the fault to the next N calls only (then the rule only adds latency).
     #[serde(default)]
     pub fail_next: Option<u32>,
@@ -51,6 +55,8 @@ pub enum Action {
     RateLimit(u64),
     /// Hold the connection, then 504 (or forever when `None`).
     Hold(Option<Duration>),
+    /// Run the route, then break the connection instead of answering.
+    LoseAnswer,
 }
 
 /// What to do with one call.
@@ -124,7 +130,9 @@ impl Faults {
         {
             return Err("status must be between 400 and 599".to_owned());
         }
-        let action = if spec.timeout == Some(true) {
+        let action = if spec.lose_answer == Some(true) {
+            Some(Action::LoseAnswer)
+        } else if spec.timeout == Some(true) {
             Some(Action::Hold(spec.hold_ms.map(Duration::from_millis)))
         } else if let Some(secs) = spec.retry_after_secs {
             Some(Action::RateLimit(secs))
@@ -141,7 +149,8 @@ impl Faults {
         };
         if action.is_none() && spec.latency_ms.is_none() {
             return Err(
-                "a fault needs status, timeout, retryAfterSecs, failNext or latencyMs".to_owned(),
+                "a fault needs status, timeout, loseAnswer, retryAfterSecs, failNext or latencyMs"
+                    .to_owned(),
             );
         }
         let seed = spec.seed.unwrap_or_else(|| {
@@ -266,6 +275,18 @@ mod tests {
         let first = run();
         assert_eq!(first, run());
         assert!(first.iter().any(|x| *x) && first.iter().any(|x| !*x));
+    }
+
+    #[test]
+    fn lose_answer_is_an_action_of_its_own() {
+        let mut f = Faults::default();
+        f.set(
+            spec(serde_json::json!({"route": "*", "loseAnswer": true, "failNext": 1})),
+            1,
+        )
+        .unwrap();
+        assert_eq!(f.decide("POST", "/x").action, Some(Action::LoseAnswer));
+        assert_eq!(f.decide("POST", "/x").action, None);
     }
 
     #[test]

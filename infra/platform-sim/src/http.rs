@@ -27,7 +27,7 @@ pub struct ApiError {
     /// Message for the caller.
     pub message: String,
     /// Extra members merged into the body (e.g. `coreClaimHash` on 409).
-    pub extra: Option<(&'static str, Value)>,
+    pub extra: serde_json::Map<String, Value>,
 }
 
 impl ApiError {
@@ -36,7 +36,7 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
-            extra: None,
+            extra: serde_json::Map::new(),
         }
     }
 
@@ -57,8 +57,8 @@ impl ApiError {
 
     /// Adds a member to the body.
     #[must_use]
-    pub fn with(mut self, key: &'static str, value: Value) -> Self {
-        self.extra = Some((key, value));
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
         self
     }
 }
@@ -66,8 +66,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({ "error": self.status.as_u16(), "message": self.message });
-        if let (Some((key, value)), Some(map)) = (self.extra, body.as_object_mut()) {
-            map.insert(key.to_owned(), value);
+        if let Some(map) = body.as_object_mut() {
+            for (key, value) in self.extra {
+                map.entry(key).or_insert(value);
+            }
         }
         (self.status, Json(body)).into_response()
     }

@@ -103,28 +103,40 @@ pub async fn issue_on_behalf(
         };
         let issued = lock(&app.store).issue(app.config.seed, request, app.clock.now());
         match issued {
-            Ok(credential) => {
-                let mut doc = json!({
-                    "coreClaimHash": credential.core_claim_hash,
-                    "credentialId": credential.program,
-                    "userUuid": credential.user_uuid,
-                });
-                if let (Some(cak), Some(map)) = (&credential.cak, doc.as_object_mut()) {
-                    map.insert(
-                        "cakPublicKey".to_owned(),
-                        Value::String(cak.public_hex.clone()),
-                    );
-                    map.insert("cakCurve".to_owned(), Value::String(cak.curve.to_string()));
+            Ok(credential) => Ok((StatusCode::OK, Json(issued_doc(&credential))).into_response()),
+            // `ignore` "returns the existing credential": a 409 that names it, with its CAK key.
+            Err(existing) => {
+                let mut error = ApiError::conflict(
+                    "a credential of this program is already issued to this user (onDuplicate: ignore)",
+                );
+                if let Value::Object(doc) = issued_doc(&existing) {
+                    for (name, value) in doc {
+                        error = error.with(&name, value);
+                    }
                 }
-                Ok((StatusCode::OK, Json(doc)).into_response())
+                Err(error)
             }
-            Err(existing) => Err(ApiError::conflict(
-                "a credential of this program is already issued to this user (onDuplicate: ignore)",
-            )
-            .with("coreClaimHash", Value::String(existing))),
         }
     })
     .await
+}
+
+/// The answer naming a credential: `{coreClaimHash, credentialId, userUuid}` and, with CAK,
+/// `cakPublicKey` and `cakCurve`.
+fn issued_doc(credential: &crate::state::Credential) -> Value {
+    let mut doc = json!({
+        "coreClaimHash": credential.core_claim_hash,
+        "credentialId": credential.program,
+        "userUuid": credential.user_uuid,
+    });
+    if let (Some(cak), Some(map)) = (&credential.cak, doc.as_object_mut()) {
+        map.insert(
+            "cakPublicKey".to_owned(),
+            Value::String(cak.public_hex.clone()),
+        );
+        map.insert("cakCurve".to_owned(), Value::String(cak.curve.to_string()));
+    }
+    doc
 }
 
 #[derive(Deserialize)]

@@ -150,6 +150,21 @@ async fn inject_faults(State(app): State<Arc<App>>, request: Request, next: Next
             }
             with_seen(response, seen)
         }
+        Some(Action::LoseAnswer) => {
+            // The route runs and its effect stays; its answer is replaced by a body that fails
+            // mid-stream, so the connection breaks before the caller reads anything usable.
+            let done = next.run(request).await;
+            let status = done.status();
+            drop(done);
+            let broken = futures::stream::once(async {
+                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+                    "answer lost (injected)",
+                ))
+            });
+            let mut response = Response::new(axum::body::Body::from_stream(broken));
+            *response.status_mut() = status;
+            with_seen(response, seen)
+        }
         Some(Action::Hold(hold)) => {
             tokio::select! {
                 () = tokio::time::sleep(hold.unwrap_or(HOLD_FOREVER)) => {}

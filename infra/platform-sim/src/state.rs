@@ -146,17 +146,21 @@ pub fn cak_secret(
 }
 
 impl Store {
-    /// Issues a credential, or returns the existing one's hash as `Err` under `ignore`.
+    /// Issues a credential, or returns the existing one as `Err` under `ignore`.
     pub fn issue(
         &mut self,
         seed: u64,
         req: NewIssue,
         now: SystemTime,
-    ) -> Result<Credential, String> {
+    ) -> Result<Credential, Box<Credential>> {
         let slot = (req.email.clone(), req.program.clone());
         if let Some(existing) = self.active.get(&slot).cloned() {
             match req.on_duplicate {
-                OnDuplicate::Ignore => return Err(existing),
+                OnDuplicate::Ignore => {
+                    if let Some(credential) = self.credentials.get(&existing) {
+                        return Err(Box::new(credential.clone()));
+                    }
+                }
                 OnDuplicate::Revoke => {
                     if let Some(old) = self.credentials.get_mut(&existing) {
                         old.revoked_at = Some(now);

@@ -216,3 +216,56 @@ async fn shutdown_releases_held_connections() {
         assert_eq!(response.status(), 504);
     }
 }
+
+#[tokio::test]
+async fn a_lost_answer_fault_does_the_work_and_breaks_the_connection_on_every_platform_route() {
+    let env = Env::start().await;
+    set_fault(
+        &env,
+        json!({"route": "*", "loseAnswer": true, "failNext": 1}),
+    )
+    .await;
+    let mut body = issue_body("kyc-document-r1");
+    body["onDuplicate"] = json!("ignore");
+    // issue-on-behalf: the caller reads no answer...
+    let lost = env
+        .http
+        .post(env.url("/credentials/issue-on-behalf"))
+        .header("x-partner-auth", env.token("lost@example.com"))
+        .json(&body)
+        .send()
+        .await;
+    let read = match lost {
+        Ok(response) => response.bytes().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(read.is_err(), "the answer must not be readable");
+    // ...but the credential exists: `ignore` is answered 409 naming it, with its CAK key.
+    set_fault(
+        &env,
+        json!({"route": "/dstorage/ciphertexts", "loseAnswer": true, "failNext": 1}),
+    )
+    .await;
+    let (status, existing) = env.issue("lost@example.com", body).await;
+    assert_eq!(status, 409, "{existing}");
+    let hash = existing["coreClaimHash"].as_str().unwrap().to_owned();
+    assert!(existing["cakPublicKey"].as_str().unwrap().starts_with("04"));
+    assert_eq!(env.status_of(&hash).await.0, 200);
+    // The upload route: stored, answer lost.
+    let upload = env
+        .http
+        .post(env.url(&format!("/dstorage/ciphertexts?coreClaimHash={hash}")))
+        .header("x-partner-auth", env.token("lost@example.com"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![7u8; 200])
+        .send()
+        .await;
+    let read = match upload {
+        Ok(response) => response.bytes().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(read.is_err());
+    let logged = env.logged("POST /dstorage/ciphertexts").await;
+    assert_eq!(logged[0]["status"], 201, "the upload took effect");
+    assert_eq!(logged[0]["fault"], true);
+}

@@ -12,8 +12,8 @@ use super::deadline::Deadline;
 use super::error::PlatformError;
 use super::tokens::PartnerTokens;
 use super::types::{
-    ErrorWire, IssueOnBehalf, Issued, IssuedWire, StatusWire, StorageId, UploadWire, VcState,
-    VcStatus,
+    ErrorWire, IssueOnBehalf, Issued, IssuedWire, OnDuplicate, StatusWire, StorageId, UploadWire,
+    VcState, VcStatus,
 };
 use crate::ecies::Curve;
 use crate::telemetry::{Recorder, Unit};
@@ -134,6 +134,13 @@ impl PlatformClient {
     }
 
     /// `POST /credentials/issue-on-behalf` for the user `email` (carried in the token).
+    ///
+    /// The call is not idempotent: once an attempt may have been received without its answer
+    /// reaching us (a timeout, a broken connection, a 5xx), every further attempt is sent with
+    /// `onDuplicate: "ignore"`, so that a retry never revokes what the first attempt issued; the
+    /// answer then says `after_unconfirmed`, and the caller tells "our first attempt created it"
+    /// from "the user already had it" (see the issue function). A refused connection or a 429
+    /// reached nothing and is retried as it was.
     pub async fn issue_on_behalf(
         &self,
         email: &str,
@@ -141,15 +148,29 @@ impl PlatformClient {
         deadline: Deadline,
     ) -> Result<Issued, PlatformError> {
         let url = self.endpoint("/credentials/issue-on-behalf", None);
-        let body = serde_json::to_vec(req)
-            .map_err(|e| PlatformError::Protocol(format!("could not encode the request: {e}")))?;
-        let build = |http: &reqwest::Client| {
+        let encode = |r: &IssueOnBehalf| {
+            serde_json::to_vec(r)
+                .map_err(|e| PlatformError::Protocol(format!("could not encode the request: {e}")))
+        };
+        let first = encode(req)?;
+        let safe = encode(&IssueOnBehalf {
+            on_duplicate: OnDuplicate::Ignore,
+            ..req.clone()
+        })?;
+        let build = |http: &reqwest::Client, unconfirmed: bool| {
             http.post(url.clone())
                 .header(CONTENT_TYPE, "application/json")
-                .body(body.clone())
+                .body(if unconfirmed {
+                    safe.clone()
+                } else {
+                    first.clone()
+                })
         };
-        self.call(Op::Issue, Some(email), deadline, build, parse_issued)
-            .await
+        let (mut issued, unconfirmed) = self
+            .call(Op::Issue, Some(email), deadline, build, parse_issued)
+            .await?;
+        issued.after_unconfirmed = unconfirmed;
+        Ok(issued)
     }
 
     /// `GET /credentials/status?coreClaimHash=…`, with a token that names no user.
@@ -159,9 +180,10 @@ impl PlatformClient {
         deadline: Deadline,
     ) -> Result<VcStatus, PlatformError> {
         let url = self.endpoint("/credentials/status", Some(core_claim_hash));
-        let build = |http: &reqwest::Client| http.get(url.clone());
+        let build = |http: &reqwest::Client, _: bool| http.get(url.clone());
         self.call(Op::Status, None, deadline, build, parse_status)
             .await
+            .map(|(status, _)| status)
     }
 
     /// `POST /dstorage/ciphertexts?coreClaimHash=…` with the raw ciphertext as
@@ -174,13 +196,14 @@ impl PlatformClient {
         deadline: Deadline,
     ) -> Result<StorageId, PlatformError> {
         let url = self.endpoint("/dstorage/ciphertexts", Some(core_claim_hash));
-        let build = |http: &reqwest::Client| {
+        let build = |http: &reqwest::Client, _: bool| {
             http.post(url.clone())
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(ciphertext.to_vec())
         };
         self.call(Op::Upload, Some(email), deadline, build, parse_upload)
             .await
+            .map(|(stored, _)| stored)
     }
 
     /// `base_url` + `path` (keeping the base's own path), with `?coreClaimHash=` when given.
@@ -194,7 +217,8 @@ impl PlatformClient {
         url
     }
 
-    /// The retry loop shared by every call.
+    /// The retry loop shared by every call. `build` is told whether an earlier attempt may have
+    /// been received without its answer reaching us; the answer says the same.
     async fn call<T, B>(
         &self,
         op: Op,
@@ -202,11 +226,12 @@ impl PlatformClient {
         deadline: Deadline,
         build: B,
         parse: fn(&[u8]) -> Result<T, String>,
-    ) -> Result<T, PlatformError>
+    ) -> Result<(T, bool), PlatformError>
     where
-        B: Fn(&reqwest::Client) -> RequestBuilder + Sync,
+        B: Fn(&reqwest::Client, bool) -> RequestBuilder + Sync,
     {
         let operation = op.name();
+        let mut unconfirmed = false;
         let mut attempts: u32 = 0;
         let mut refreshed = false;
         let mut last = String::from("no time left before the deadline");
@@ -227,7 +252,7 @@ impl PlatformClient {
             })?;
             auth.set_sensitive(true);
             let per_attempt = self.config.request_timeout.min(remaining);
-            let request = build(self.http()?)
+            let request = build(self.http()?, unconfirmed)
                 .header(PARTNER_AUTH_HEADER, auth)
                 .timeout(per_attempt);
             attempts += 1;
@@ -242,6 +267,8 @@ impl PlatformClient {
                     return Err(PlatformError::Config(detail));
                 }
                 Ok(Err(SendError::Transient(failure))) => {
+                    // A refused connection reached nothing; anything later may have.
+                    unconfirmed |= failure.metric != "connect";
                     self.failed_attempt(op, attempt, failure.metric, None, &failure.detail);
                     last = failure.detail;
                     self.back_off(op, attempt, max_total, &last, deadline)
@@ -249,6 +276,7 @@ impl PlatformClient {
                     continue;
                 }
                 Err(_) => {
+                    unconfirmed = true;
                     let detail = format!("timed out after {} ms", per_attempt.as_millis());
                     self.failed_attempt(op, attempt, "timeout", None, &detail);
                     last = detail;
@@ -275,7 +303,7 @@ impl PlatformClient {
                             request_id = rid,
                             "platform call succeeded"
                         );
-                        Ok(v)
+                        Ok((v, unconfirmed))
                     }
                     Err(problem) => {
                         let problem = clean(&problem);
@@ -323,7 +351,12 @@ impl PlatformClient {
                             core_claim_hash = core_claim_hash.as_str(),
                             "platform answered duplicate"
                         );
-                        return Err(PlatformError::Duplicate { core_claim_hash });
+                        return Err(PlatformError::Duplicate {
+                            core_claim_hash,
+                            cak_public_key: wire.cak_public_key,
+                            user_uuid: wire.user_uuid,
+                            after_unconfirmed: unconfirmed,
+                        });
                     }
                     self.failed_attempt(op, attempt, "409", request_id.as_deref(), &message);
                     return Err(PlatformError::Rejected {
@@ -353,6 +386,8 @@ impl PlatformClient {
                     tokio::time::sleep(wait).await;
                 }
                 500..=599 => {
+                    // The platform may have acted before failing to answer.
+                    unconfirmed = true;
                     self.failed_attempt(
                         op,
                         attempt,
@@ -587,6 +622,7 @@ fn parse_issued(body: &[u8]) -> Result<Issued, String> {
         user_uuid: wire.user_uuid,
         cak_public_key: wire.cak_public_key,
         cak_curve,
+        after_unconfirmed: false,
     })
 }
 

@@ -6,11 +6,20 @@ use std::time::Duration;
 /// messages are scrubbed of both before they are kept here.
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
-    /// 409 under `onDuplicate: "ignore"`: the user already holds a credential of this program.
+    /// 409 under `onDuplicate: "ignore"`: the user already holds a credential of this program
+    /// ("ignore returns the existing credential").
     #[error("the credential already exists (coreClaimHash {core_claim_hash})")]
     Duplicate {
         /// The existing credential's hash.
         core_claim_hash: String,
+        /// Its CAK public key, when the platform says it.
+        cak_public_key: Option<String>,
+        /// The platform's id of the user, when it says it.
+        user_uuid: Option<String>,
+        /// Whether an earlier attempt of this call may have been received without its answer
+        /// reaching us (a timeout, a broken connection, a 5xx): the existing credential may then
+        /// be the one that attempt created.
+        after_unconfirmed: bool,
     },
     /// 404: unknown program, credential or hash.
     #[error("not found at the platform: {message}")]

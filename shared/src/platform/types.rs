@@ -13,7 +13,8 @@ pub enum OnDuplicate {
     /// Keep the existing credential: the platform answers 409 with its hash
     /// ([`super::PlatformError::Duplicate`]).
     Ignore,
-    /// Revoke the existing credential and issue a new one (e.g. a tier upgrade).
+    /// Revoke the existing credential and issue a new one (e.g. a tier upgrade). Never sent
+    /// twice by the client: an attempt after an unconfirmed one goes out with `ignore`.
     Revoke,
 }
 
@@ -57,6 +58,9 @@ pub struct Issued {
     pub cak_public_key: Option<String>,
     /// The CAK key's curve, when the platform says it.
     pub cak_curve: Option<Curve>,
+    /// Whether an earlier attempt may have been received without its answer reaching us; the
+    /// attempt that answered was then sent with `onDuplicate: "ignore"`.
+    pub after_unconfirmed: bool,
 }
 
 /// A credential's on-chain state.
@@ -151,7 +155,8 @@ pub(super) struct UploadWire {
     pub id: Option<String>,
 }
 
-/// The platform's error body: `{"error": <code>, "message": …}` (409 adds `coreClaimHash`).
+/// The platform's error body: `{"error": <code>, "message": …}`; a 409 under `ignore` names the
+/// existing credential (`coreClaimHash`, and `cakPublicKey`, `userUuid` when it says them).
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ErrorWire {
@@ -159,6 +164,10 @@ pub(super) struct ErrorWire {
     pub message: Option<String>,
     #[serde(default)]
     pub core_claim_hash: Option<String>,
+    #[serde(default)]
+    pub cak_public_key: Option<String>,
+    #[serde(default)]
+    pub user_uuid: Option<String>,
 }
 
 #[cfg(test)]

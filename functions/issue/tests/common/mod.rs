@@ -260,6 +260,15 @@ impl World {
         assert!(r.status().is_success());
     }
 
+    /// What the simulator decrypts the stored ciphertext `storage` to, with the CAK private key.
+    pub async fn plaintext_of(&self, storage: &str) -> Value {
+        let (code, plaintext) = self
+            .sim_get(&format!("/sim/ciphertexts/{storage}/plaintext"))
+            .await;
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&plaintext));
+        serde_json::from_slice(&plaintext).unwrap()
+    }
+
     pub async fn sim_get(&self, path: &str) -> (u16, Vec<u8>) {
         let r = self
             .http

@@ -313,10 +313,41 @@ impl World {
             poll_attempts: 0,
             last_polled_at: None,
             alerted_at: None,
+            user_uuid: None,
+            cak_public_key: None,
+            previous_core_claim_hash: None,
+            lease_until: None,
         };
         let record = NewRecord::new(key, serde_json::to_value(&issuance).unwrap())
             .due_at(poll_queue(), now.plus(FIRST_POLL_AFTER));
         self.store.write(Write::Create(record)).await.unwrap();
+        id
+    }
+
+    /// Writes one unfinished record (`PENDING` or `UPLOAD_PENDING`) whose request holds it until
+    /// `lease_until`, due for the reconciler then, as the issue function writes it.
+    pub async fn unfinished(
+        &self,
+        email: &str,
+        idempotency_key: &str,
+        status: IssuanceStatus,
+        lease_until: shared::clock::Timestamp,
+    ) -> IssuanceId {
+        let id = self.queue(email, idempotency_key, None).await;
+        let (record, mut issuance) = self.record(&id).await;
+        issuance.status = status;
+        issuance.wait_onchain_since = None;
+        issuance.lease_until = Some(lease_until);
+        if status == IssuanceStatus::UploadPending {
+            issuance.core_claim_hash = Some("0xabc".into());
+            issuance.cak_public_key = Some("04ab".into());
+        }
+        let write = Write::Replace {
+            record: NewRecord::new(record.key, serde_json::to_value(&issuance).unwrap())
+                .due_at(poll_queue(), lease_until),
+            expected: record.version,
+        };
+        self.store.write(write).await.unwrap();
         id
     }
 

@@ -755,7 +755,7 @@ fn platform_error(e: PlatformError) -> ApiError {
         .with_retry_after(retry_after.map_or(5, |d| d.as_secs().max(1))),
         other => {
             tracing::error!(error = %kind(&other), "the credential platform call failed");
-            ApiError::new(ErrorType::UpstreamUnavailable, "")
+            ApiError::new(ErrorType::UpstreamUnavailable, "").with_retry_after(2)
         }
     }
 }

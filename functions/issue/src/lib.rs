@@ -1,4 +1,4 @@
-//! Credential issuance on behalf of users (DESIGN §5): `POST /v1/credentials` and
+//! Credential issuance on behalf of users (docs/architecture.md §5): `POST /v1/credentials` and
 //! `GET /v1/credentials/{id}`, both for server callers with API keys (HMAC-signed requests).
 //!
 //! `POST` authenticates (`credentials:write`), requires an `Idempotency-Key`, validates the
@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use shared::auth::RequestVerifier;
+use shared::auth::{RequestVerifier, SecretApiKeys};
 use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::error::{ApiError, ErrorType};
 use shared::http::Reply;
+use shared::keys::{KeyConfig, PartnerId, SecretKeySet};
 use shared::pii::DataKeySource;
-use shared::platform::PlatformClient;
+use shared::platform::{MintingTokens, PlatformClient, PlatformConfig, PlatformError};
 use shared::programs::Programs;
 use shared::secrets::{SecretName, SecretSource};
 use shared::store::RecordStore;
@@ -43,6 +44,22 @@ pub struct IssueConfig {
     pub max_body_bytes: usize,
     /// The lease when the request carries no Lambda deadline (local mode): 30 s.
     pub default_lease: Duration,
+    /// `PARTNER_ID` (required): the `partnerId` of the Partner JWTs sent to the platform.
+    pub partner_id: PartnerId,
+    /// `API_KEYS_SECRET_NAME` (default `partner-bundle/api-keys`).
+    pub api_keys_secret: SecretName,
+    /// `API_KEYS_CACHE_SECONDS` (default 60, 0–300): how long a container keeps the API-key
+    /// registry, hence how soon a revoked key stops working.
+    pub api_keys_ttl: Duration,
+    /// `DATA_KEYS_CACHE_SECONDS` (default 300, 1–300): how long a container keeps the data keys.
+    pub data_keys_ttl: Duration,
+    /// `PLATFORM_TOKEN_CACHE_ENTRIES` (default 10000, 1–1000000): Partner JWTs kept per container,
+    /// one per user, each until a minute before it expires.
+    pub platform_token_cache: usize,
+    /// The signing keys (`KEY_SET_SECRET_NAME`, `TOKEN_LIFETIME_SECONDS`, …).
+    pub keys: KeyConfig,
+    /// The platform (`PLATFORM_BASE_URL`, timeouts, retries).
+    pub platform: PlatformConfig,
 }
 
 impl IssueConfig {
@@ -56,7 +73,27 @@ impl IssueConfig {
         let data_keys = r
             .optional("DATA_KEYS_SECRET_NAME")
             .unwrap_or_else(|| shared::pii::DEFAULT_DATA_KEYS_SECRET.to_owned());
+        let partner_id = PartnerId::new(&r.required("PARTNER_ID")?)
+            .map_err(|e| ConfigError::new("PARTNER_ID", e.0))?;
+        let api_keys = r
+            .optional("API_KEYS_SECRET_NAME")
+            .unwrap_or_else(|| shared::auth::DEFAULT_API_KEYS_SECRET.to_owned());
+        let platform_token_cache: usize = r.parsed_or("PLATFORM_TOKEN_CACHE_ENTRIES", 10_000)?;
+        if !(1..=1_000_000).contains(&platform_token_cache) {
+            return Err(ConfigError::new(
+                "PLATFORM_TOKEN_CACHE_ENTRIES",
+                "must be between 1 and 1000000",
+            ));
+        }
         Ok(Self {
+            partner_id,
+            api_keys_secret: SecretName::new(&api_keys)
+                .map_err(|e| ConfigError::new("API_KEYS_SECRET_NAME", e.to_string()))?,
+            api_keys_ttl: r.seconds("API_KEYS_CACHE_SECONDS", 60, 0, 300)?,
+            data_keys_ttl: r.seconds("DATA_KEYS_CACHE_SECONDS", 300, 1, 300)?,
+            platform_token_cache,
+            keys: KeyConfig::from_env(r)?,
+            platform: PlatformConfig::from_env(r)?,
             issuer_did: r.required("ISSUER_DID")?,
             programs_json,
             data_keys_secret: SecretName::new(&data_keys)
@@ -91,6 +128,85 @@ pub struct IssueDeps {
     pub clock: SharedClock,
     /// Metrics.
     pub recorder: Recorder,
+}
+
+/// What the function runs on: the ports its adapters implement, and its telemetry.
+pub struct IssuePorts {
+    /// Issuance, idempotency and replay records.
+    pub store: Arc<dyn RecordStore>,
+    /// The signing keys, the API keys and the data keys.
+    pub secrets: Arc<dyn SecretSource>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Metrics.
+    pub recorder: Recorder,
+}
+
+/// Why the dependencies could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The platform client refused its settings.
+    #[error("the platform client cannot be built")]
+    Platform(#[source] PlatformError),
+}
+
+impl IssueDeps {
+    /// The function's dependencies, built once per container from its configuration and its
+    /// ports: the one wiring the Lambda `main`, the devstack and the tests all use, so every
+    /// cache size and TTL is the configured one everywhere.
+    ///
+    /// # Errors
+    /// [`BuildError::Platform`] when the platform settings cannot make a client.
+    pub fn build(config: IssueConfig, ports: IssuePorts) -> Result<Self, BuildError> {
+        let IssuePorts {
+            store,
+            secrets,
+            clock,
+            recorder,
+        } = ports;
+        let key_set = Arc::new(SecretKeySet::new(
+            Arc::clone(&secrets),
+            config.keys.secret_name.clone(),
+            config.keys.timings,
+            clock.clone(),
+        ));
+        let tokens = Arc::new(MintingTokens::new(
+            key_set,
+            config.partner_id.clone(),
+            config.keys.token_lifetime,
+            clock.clone(),
+            config.platform_token_cache,
+        ));
+        let platform = PlatformClient::new(config.platform.clone(), tokens, recorder.clone())
+            .map_err(BuildError::Platform)?;
+        let api_keys = SecretApiKeys::new(
+            Arc::clone(&secrets),
+            config.api_keys_secret.clone(),
+            config.api_keys_ttl,
+            clock.clone(),
+        );
+        let verifier = RequestVerifier::new(
+            Arc::new(api_keys),
+            Arc::clone(&store),
+            clock.clone(),
+            recorder.clone(),
+        );
+        Ok(Self {
+            programs: config.programs(),
+            data_keys: DataKeySource::new(
+                secrets,
+                config.data_keys_secret.clone(),
+                config.data_keys_ttl,
+                clock.clone(),
+            ),
+            config,
+            verifier,
+            store,
+            platform,
+            clock,
+            recorder,
+        })
+    }
 }
 
 /// Handles one request to either route.

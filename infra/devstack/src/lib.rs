@@ -76,9 +76,12 @@ pub enum StartError {
     /// The first key set could not be created.
     #[error("cannot create the signing key set: {0}")]
     KeySet(#[from] key_rotation::RotationError),
-    /// The data keys or the platform client could not be prepared.
+    /// The data keys could not be prepared.
     #[error("issuance: {0}")]
     DataKeys(String),
+    /// A function's platform client could not be built.
+    #[error("platform client: {0}")]
+    Platform(String),
     /// The platform simulator could not start.
     #[error("platform simulator: {0}")]
     Simulator(#[from] platform_sim::SimError),

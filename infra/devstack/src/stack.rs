@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callback_receiver::{CallbackConfig, CallbackDeps, LogEventSink};
-use issue::{IssueConfig, IssueDeps};
+use issue::{IssueConfig, IssueDeps, IssuePorts};
 use jwks::{JwksConfig, JwksDeps};
 use key_rotation::{RotationConfig, RotationDeps};
 use serde_json::json;
@@ -15,7 +15,7 @@ use shared::clock::{SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
 use shared::keys::{JwksCache, KeySetSource, KeySetStore, SecretKeySet};
 use shared::pii::DataKeySource;
-use shared::platform::{MintingTokens, PlatformClient, PlatformConfig};
+use shared::platform::{MintingTokens, PlatformClient};
 use shared::secrets::{SecretSource, SecretWriter};
 use shared::store::{DueRecords, RecordStore};
 use shared::telemetry::{MetricSink, Recorder};
@@ -64,17 +64,34 @@ pub struct Stack {
 }
 
 /// The environment the handlers are configured from: the process's, with local defaults for what
-/// it does not set (a short key-set cache so `opsctl` changes show quickly) and the partner id.
-fn handler_env(opts: &Options, platform_url: &str) -> MapEnv {
+/// it does not set — short key-set and API-key caches, so that `opsctl` changes show within
+/// seconds — and the partner id. These are the only settings the devstack chooses differently
+/// from a deployment; everything else is the functions' own default, built by their own
+/// constructors.
+pub fn handler_env(opts: &Options, platform_url: &str) -> MapEnv {
     let mut vars: HashMap<String, String> = std::env::vars().collect();
-    vars.entry("KEY_SET_CACHE_SECONDS".into())
-        .or_insert_with(|| "5".into());
+    apply_local_defaults(&mut vars);
     vars.entry("ISSUER_DID".into())
         .or_insert_with(|| format!("did:air:id:test:{}", opts.partner_id));
     vars.insert("PARTNER_ID".into(), opts.partner_id.clone());
     vars.insert("PLATFORM_BASE_URL".into(), platform_url.to_owned());
     vars.insert("PLATFORM_LOCAL_MODE".into(), "true".into());
     MapEnv(vars)
+}
+
+/// The settings the devstack defaults differently from a deployment, unless the environment sets
+/// them.
+pub const LOCAL_DEFAULTS: &[(&str, &str)] = &[
+    ("KEY_SET_CACHE_SECONDS", "5"),
+    ("API_KEYS_CACHE_SECONDS", "5"),
+];
+
+/// Sets each of [`LOCAL_DEFAULTS`] that `vars` does not set already.
+fn apply_local_defaults(vars: &mut HashMap<String, String>) {
+    for (name, value) in LOCAL_DEFAULTS {
+        vars.entry((*name).into())
+            .or_insert_with(|| (*value).into());
+    }
 }
 
 impl Stack {
@@ -113,7 +130,6 @@ impl Stack {
         ));
 
         let issue_config = IssueConfig::from_env(&reader)?;
-        let platform_config = PlatformConfig::from_env(&reader)?;
         let programs = issue_config.programs();
         credentials.programs = programs
             .iter()
@@ -139,42 +155,21 @@ impl Stack {
         .ensure()
         .await
         .map_err(|e| StartError::DataKeys(e.to_string()))?;
-        let tokens = Arc::new(MintingTokens::new(
-            Arc::clone(&keys),
-            mint_config.partner_id.clone(),
-            mint_config.keys.token_lifetime,
-            clock.clone(),
-            1000,
-        ));
-        let platform = PlatformClient::new(platform_config, tokens, recorder("issue"))
-            .map_err(|e| StartError::DataKeys(format!("platform client: {e}")))?;
-        let issue_keys = SecretApiKeys::new(
-            Arc::clone(&secrets),
-            mint_config.api_keys_secret.clone(),
-            Duration::from_secs(5),
-            clock.clone(),
-        );
-        let data_source: Arc<dyn SecretSource> = Arc::clone(&secrets) as Arc<dyn SecretSource>;
-        let issue = IssueDeps {
-            programs,
-            verifier: RequestVerifier::new(
-                Arc::new(issue_keys),
-                Arc::clone(&store),
-                clock.clone(),
-                recorder("issue"),
-            ),
-            store: Arc::clone(&store),
-            platform,
-            data_keys: DataKeySource::new(
-                data_source,
-                issue_config.data_keys_secret.clone(),
-                Duration::from_secs(60),
-                clock.clone(),
-            ),
-            config: issue_config,
-            clock: clock.clone(),
-            recorder: recorder("issue"),
-        };
+        let issue = IssueDeps::build(
+            issue_config,
+            IssuePorts {
+                store: Arc::clone(&store),
+                secrets: Arc::clone(&secrets) as Arc<dyn SecretSource>,
+                clock: clock.clone(),
+                recorder: recorder("issue"),
+            },
+        )
+        .map_err(|e| {
+            StartError::Platform(format!(
+                "{e}: {}",
+                std::error::Error::source(&e).map_or_else(String::new, ToString::to_string)
+            ))
+        })?;
         let poller = poller_deps(&reader, &keys, Arc::clone(&store), due, &clock, recorder)?;
         let callbacks = callback_deps(
             &reader,
@@ -256,7 +251,7 @@ fn poller_deps(
     ));
     let recorder = recorder(status_poller::SERVICE);
     let platform = PlatformClient::new(config.platform, tokens, recorder.clone())
-        .map_err(|e| StartError::DataKeys(format!("status poller platform client: {e}")))?;
+        .map_err(|e| StartError::Platform(format!("status poller: {e}")))?;
     Ok(PollerDeps {
         policy: config.policy,
         store,
@@ -383,4 +378,66 @@ async fn callback_deps(
         clock.clone(),
         recorder,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use issue::IssueConfig;
+    use shared::config::{EnvReader, MapEnv};
+
+    use super::apply_local_defaults;
+
+    fn issue_config(vars: HashMap<String, String>) -> IssueConfig {
+        IssueConfig::from_env(&EnvReader::new(&MapEnv(vars))).unwrap()
+    }
+
+    #[test]
+    fn the_devstack_configures_the_issue_function_as_lambda_does_but_for_its_documented_local_defaults()
+     {
+        let deployed: HashMap<String, String> = [
+            ("ISSUER_DID", "did:air:id:test:p"),
+            ("PARTNER_ID", "p"),
+            ("PLATFORM_BASE_URL", "http://127.0.0.1:9"),
+            ("PLATFORM_LOCAL_MODE", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let mut local = deployed.clone();
+        apply_local_defaults(&mut local);
+        let lambda = issue_config(deployed);
+        let devstack = issue_config(local);
+        // What the devstack documents as its own: short key-set and API-key caches.
+        assert_eq!(lambda.api_keys_ttl, Duration::from_secs(60));
+        assert_eq!(devstack.api_keys_ttl, Duration::from_secs(5));
+        assert_eq!(
+            lambda.keys.timings.key_set_cache_ttl,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            devstack.keys.timings.key_set_cache_ttl,
+            Duration::from_secs(5)
+        );
+        // Everything else is the function's own default, the same in both.
+        assert_eq!(lambda.data_keys_ttl, devstack.data_keys_ttl);
+        assert_eq!(lambda.data_keys_ttl, Duration::from_secs(300));
+        assert_eq!(lambda.platform_token_cache, devstack.platform_token_cache);
+        assert_eq!(lambda.platform_token_cache, 10_000);
+        assert_eq!(lambda.idempotency_window, devstack.idempotency_window);
+        assert_eq!(lambda.max_body_bytes, devstack.max_body_bytes);
+        assert_eq!(
+            lambda.platform.request_timeout,
+            devstack.platform.request_timeout
+        );
+        assert_eq!(lambda.platform.max_attempts, devstack.platform.max_attempts);
+        // And a variable the operator sets wins over a local default.
+        let mut operator: HashMap<String, String> =
+            HashMap::from([("API_KEYS_CACHE_SECONDS".to_owned(), "30".to_owned())]);
+        apply_local_defaults(&mut operator);
+        assert_eq!(operator["API_KEYS_CACHE_SECONDS"], "30");
+    }
 }

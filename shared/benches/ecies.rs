@@ -1,4 +1,4 @@
-//! `make bench`: ECIES throughput on a 5 MB message, both curves (DESIGN §12: P-256 ≥ 300 MB/s on
+//! `make bench`: ECIES throughput on a 5 MB message, both curves (docs/architecture.md §12: P-256 ≥ 300 MB/s on
 //! 5 MB). A plain harness: it prints figures (to stderr, like the other benches) and asserts
 //! nothing about time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

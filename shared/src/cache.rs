@@ -1,6 +1,6 @@
 //! A small in-memory cache with a size bound and a time-to-live, on an injected [`Clock`].
 //!
-//! Every cache in the bundle has both bounds (DESIGN §1): a Lambda container lives for hours and a
+//! Every cache in the bundle has both bounds (docs/architecture.md §1): a Lambda container lives for hours and a
 //! cache without a TTL would serve a rotated key or a revoked API key forever. Written by hand
 //! because the well-known caches (moka, quick_cache) keep their own clock, which would make the
 //! TTL contract impossible to test without sleeping; this one is a map with insertion times.

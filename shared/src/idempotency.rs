@@ -1,4 +1,4 @@
-//! Idempotent request handling over the record store (DESIGN §5 step 3).
+//! Idempotent request handling over the record store (docs/architecture.md §5 step 3).
 //!
 //! A record keyed by (caller, `Idempotency-Key`) moves `INPROGRESS` → `COMPLETED`:
 //! - the first request creates it `INPROGRESS` with a lease (the time the caller's invocation has

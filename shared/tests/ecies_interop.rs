@@ -1,4 +1,4 @@
-//! ECIES interoperability with implementations we did not write (DESIGN §5, §11): eciespy, the
+//! ECIES interoperability with implementations we did not write (docs/architecture.md §5, §11): eciespy, the
 //! reference implementation of ecies.org, on secp256k1; and on P-256 (which eciespy does not
 //! offer) the same construction written by hand in Python on `cryptography` and python-ecdsa.
 //! Both directions: they decrypt what `shared::ecies` encrypts, and we decrypt what they encrypt.

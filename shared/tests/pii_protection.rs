@@ -1,4 +1,4 @@
-//! Protected user identifiers (DESIGN §9), through the public API: keyed hashes, sealed values
+//! Protected user identifiers (docs/architecture.md §9), through the public API: keyed hashes, sealed values
 //! bound to their record, key rotation, redaction, and the data-keys secret behind the secrets
 //! port (the local file adapter, with a manual clock for the cache TTL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]

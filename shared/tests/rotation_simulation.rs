@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Zero-downtime key rotation, simulated on a manual clock (DESIGN §3).
+//! Zero-downtime key rotation, simulated on a manual clock (docs/architecture.md §3).
 //!
 //! The simulation models the deployment second by second, without sleeping:
 //!

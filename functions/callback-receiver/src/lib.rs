@@ -1,4 +1,4 @@
-//! The callback receiver (DESIGN §8): `POST /v1/callbacks/cak`, where the platform reports that a
+//! The callback receiver (docs/architecture.md §8): `POST /v1/callbacks/cak`, where the platform reports that a
 //! verifier was authorized to access data from a credential the partner issued.
 //!
 //! Processing order, each step refusing before the next one runs:

@@ -3,6 +3,7 @@
 //! plaintext PII in the store or the logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chaos;
 mod common;
 
 use std::sync::Arc;
@@ -724,4 +725,14 @@ async fn an_unfinished_record_is_queued_for_the_reconciler_at_the_end_of_its_lea
         due.at > issuance.lease_until.unwrap(),
         "due once its lease is over"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_chaos_on_the_embedded_store_no_issuance_document_or_consent_is_lost_or_doubled() {
+    chaos::run(chaos::Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_chaos_on_dynamodb_no_issuance_document_or_consent_is_lost_or_doubled() {
+    chaos::run(chaos::Backend::DynamoDb).await;
 }

@@ -1,4 +1,4 @@
-//! The status poller (DESIGN §7): run by an EventBridge schedule every minute, it polls the
+//! The status poller (docs/architecture.md §7): run by an EventBridge schedule every minute, it polls the
 //! platform for every credential waiting to be anchored until the platform says `ONCHAIN`. Until
 //! then nothing treats the credential as issued, and nothing waits silently forever.
 //!

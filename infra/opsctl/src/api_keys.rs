@@ -1,5 +1,5 @@
 //! `opsctl api-keys …`: create, list and revoke the API keys of the server-to-server routes
-//! (DESIGN §4).
+//! (docs/architecture.md §4).
 //!
 //! Every key lives in one registry document ([`ApiKeyRegistry`]) in one secret
 //! (`API_KEYS_SECRET_NAME`, default [`DEFAULT_API_KEYS_SECRET`]). Every change reads the current

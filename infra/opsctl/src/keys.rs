@@ -1,4 +1,4 @@
-//! `opsctl keys …`: list, rotate and revoke the Partner JWT signing keys (DESIGN §3).
+//! `opsctl keys …`: list, rotate and revoke the Partner JWT signing keys (docs/architecture.md §3).
 //!
 //! Every change goes through `shared::keys::policy` and is written as one new `AWSCURRENT`
 //! version of the key set secret by [`KeySetStore::save`], which refuses to overwrite a version

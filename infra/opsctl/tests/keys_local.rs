@@ -266,7 +266,7 @@ fn a_custom_secret_name_is_honoured() {
     );
 }
 
-/// DESIGN §3: revoking a compromised key makes "a new key active at once" — never an older key
+/// docs/architecture.md §3: revoking a compromised key makes "a new key active at once" — never an older key
 /// that a `rotate --now` retired (a revoked successor that already signed still ends its
 /// predecessor's signing).
 #[test]

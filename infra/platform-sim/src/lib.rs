@@ -1,5 +1,5 @@
 //! The platform simulator: a real HTTP server that behaves like the credential platform (shaped
-//! after AIR's public REST API, DESIGN §6), for local mode and every test.
+//! after AIR's public REST API, docs/architecture.md §6), for local mode and every test.
 //!
 //! Start one with [`spawn`] on the address you choose (`127.0.0.1:0` in tests) and talk to it
 //! over HTTP: the platform routes (`/credentials/issue-on-behalf`, `/credentials/status`,
@@ -196,6 +196,12 @@ impl SimHandle {
             &credential.issuer_did,
             &credential.program,
         ))
+    }
+
+    /// The ids of every ciphertext stored for a credential, in no particular order.
+    #[must_use]
+    pub fn ciphertexts_of(&self, core_claim_hash: &str) -> Vec<String> {
+        lock(&self.app.store).ciphertexts_of(core_claim_hash)
     }
 
     /// Stops the server: held connections and pending callback deliveries end, in-flight

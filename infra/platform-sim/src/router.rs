@@ -155,6 +155,11 @@ async fn inject_faults(State(app): State<Arc<App>>, request: Request, next: Next
             // mid-stream, so the connection breaks before the caller reads anything usable.
             let done = next.run(request).await;
             let status = done.status();
+            // What the route saw (the JWT's claims) is kept; the answer is marked faulted.
+            let seen = Seen {
+                fault: true,
+                ..done.extensions().get::<Seen>().cloned().unwrap_or_default()
+            };
             drop(done);
             let broken = futures::stream::once(async {
                 Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(

@@ -250,6 +250,16 @@ impl Store {
         id
     }
 
+    /// The ids of the ciphertexts stored for a credential.
+    #[must_use]
+    pub fn ciphertexts_of(&self, core_claim_hash: &str) -> Vec<String> {
+        self.ciphertexts
+            .iter()
+            .filter(|(_, c)| c.core_claim_hash == core_claim_hash)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// A stored ciphertext.
     #[must_use]
     pub fn ciphertext(&self, id: &str) -> Option<&StoredCiphertext> {

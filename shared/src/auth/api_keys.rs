@@ -1,4 +1,4 @@
-//! The API key registry: one secret holding every server-to-server key (DESIGN §4).
+//! The API key registry: one secret holding every server-to-server key (docs/architecture.md §4).
 //!
 //! A key has an id (sent as `X-Access-Key`), a secret (the HMAC key, shown to its owner once),
 //! a type (`live`, `test`, `read_only`), a permission list, an optional source-IP allow-list and

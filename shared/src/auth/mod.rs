@@ -1,4 +1,4 @@
-//! Inbound authentication (DESIGN §4): API keys with HMAC-signed requests and replay protection
+//! Inbound authentication (docs/architecture.md §4): API keys with HMAC-signed requests and replay protection
 //! for server-to-server routes, and the JWT authorizer's claims (with MFA evidence) for user
 //! routes.
 

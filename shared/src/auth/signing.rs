@@ -1,4 +1,4 @@
-//! HMAC-SHA256 request signing for server-to-server routes (DESIGN §4).
+//! HMAC-SHA256 request signing for server-to-server routes (docs/architecture.md §4).
 //!
 //! The caller sends `X-Access-Key`, `X-Timestamp` (ISO 8601 or Unix seconds) and `X-Signature`,
 //! the lowercase hex HMAC-SHA256, keyed with the secret's UTF-8 bytes, of

@@ -1,4 +1,4 @@
-//! Partner JWT signing keys (DESIGN §3): the key set document, its time-driven key states, the
+//! Partner JWT signing keys (docs/architecture.md §3): the key set document, its time-driven key states, the
 //! rotation policy, minting, the JWKS, and the key set's place in the secrets port.
 
 pub mod config;

@@ -55,7 +55,7 @@ pub enum KeyState {
     Revoked,
 }
 
-/// The timing rules of the key set (DESIGN §3).
+/// The timing rules of the key set (docs/architecture.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyTimings {
     /// The longest a Partner JWT lives (≤ 300 s).

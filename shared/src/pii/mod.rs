@@ -1,4 +1,4 @@
-//! Protected user identifiers (DESIGN §9): records are keyed by a **keyed hash** of an identifier
+//! Protected user identifiers (docs/architecture.md §9): records are keyed by a **keyed hash** of an identifier
 //! and store the identifier itself only **encrypted**.
 //!
 //! - [`Protector::hash`]: lowercase hex `HMAC-SHA256(pepper, normalised value)`, a stable

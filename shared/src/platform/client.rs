@@ -37,7 +37,7 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 /// Longest platform message kept in an error or a log line.
 const MAX_MESSAGE_CHARS: usize = 300;
 
-/// The outbound client of the credential platform (DESIGN §6).
+/// The outbound client of the credential platform (docs/architecture.md §6).
 ///
 /// Build it once per process: it holds one connection pool. Every call takes the caller's
 /// [`Deadline`]; attempts are capped to the time left and retries stop before it.

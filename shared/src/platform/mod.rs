@@ -1,4 +1,4 @@
-//! The outbound client of the credential platform (DESIGN §6), behind the `platform` feature.
+//! The outbound client of the credential platform (docs/architecture.md §6), behind the `platform` feature.
 //!
 //! [`PlatformClient`] calls `POST /credentials/issue-on-behalf`, `GET /credentials/status` and
 //! `POST /dstorage/ciphertexts` with our own Partner JWT in `x-partner-auth` ([`PartnerTokens`],

@@ -28,7 +28,7 @@ pub mod file;
 pub use cached::CachedSecrets;
 pub use counting::CountingSource;
 
-/// The longest a cached secret may be served (DESIGN §3, §4: rotations must be seen in minutes).
+/// The longest a cached secret may be served (docs/architecture.md §3, §4: rotations must be seen in minutes).
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// A secret's name: 1–512 characters from `A-Za-z0-9/_+=.@-`, as Secrets Manager allows.

@@ -1,4 +1,4 @@
-//! Storage ports: the single table every record lives in (DESIGN §9), seen through two small
+//! Storage ports: the single table every record lives in (docs/architecture.md §9), seen through two small
 //! capabilities.
 //!
 //! - [`RecordStore`]: read a record, and change records only through conditional writes —

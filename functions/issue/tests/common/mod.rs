@@ -5,22 +5,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use issue::{IssueConfig, IssueDeps, handle};
+use issue::{IssueConfig, IssueDeps, IssuePorts, handle};
 use lambda_http::http::Method;
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 use shared::apigw::ApiGatewayRequest;
-use shared::auth::{
-    ApiKey, ApiKeyRegistry, KeyType, Permission, RequestVerifier, SecretApiKeys, sign,
-};
+use shared::auth::{ApiKey, ApiKeyRegistry, KeyType, Permission, sign};
 use shared::clock::{Clock, SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
 use shared::keys::policy::plan;
-use shared::keys::{KeyConfig, KeySetStore, PartnerId, RenderedJwks, SecretKeySet};
+use shared::keys::{KeyConfig, KeySetStore, RenderedJwks};
 use shared::pii::DataKeySource;
-use shared::platform::{MintingTokens, PlatformClient, PlatformConfig};
+use shared::secrets::SecretWriter;
 use shared::secrets::file::FileSecrets;
-use shared::secrets::{SecretSource, SecretWriter};
 use shared::store::RecordStore;
 use shared::store::embedded::EmbeddedStore;
 use shared::telemetry::{MemorySink, Recorder};
@@ -42,12 +39,8 @@ pub async fn world(extra_env: &[(&str, &str)]) -> World {
     let clock: SharedClock = Arc::new(SystemClock);
     let dir = tempfile::tempdir().unwrap();
     let files = FileSecrets::open(dir.path(), clock.clone()).unwrap();
-    let mut pairs = vec![("ISSUER_DID", "did:air:id:test:partner-local")];
-    pairs.extend_from_slice(extra_env);
-    let env = MapEnv::from_pairs(pairs);
-    let reader = EnvReader::new(&env);
-    let config = IssueConfig::from_env(&reader).unwrap();
-    let keys_config = KeyConfig::from_env(&reader).unwrap();
+    let base_env = MapEnv::from_pairs(extra_env.iter().copied());
+    let keys_config = KeyConfig::from_env(&EnvReader::new(&base_env)).unwrap();
 
     // Our signing key, published to the simulator through a tiny JWKS server.
     let writer_port: Arc<dyn SecretWriter> = Arc::new(files.clone());
@@ -111,6 +104,22 @@ pub async fn world(extra_env: &[(&str, &str)]) -> World {
         .await
         .unwrap();
 
+    // The function's configuration, as a deployment reads it, pointed at the simulator, with
+    // short backoffs so that fault tests stay quick.
+    let sim_url = sim.base_url();
+    let mut pairs = vec![
+        ("ISSUER_DID", "did:air:id:test:partner-local"),
+        ("PARTNER_ID", "partner-local"),
+        ("PLATFORM_BASE_URL", sim_url.as_str()),
+        ("PLATFORM_LOCAL_MODE", "true"),
+        ("PLATFORM_BASE_BACKOFF_MS", "5"),
+        ("PLATFORM_MAX_BACKOFF_MS", "20"),
+        ("PLATFORM_REQUEST_TIMEOUT_MS", "1500"),
+    ];
+    pairs.extend_from_slice(extra_env);
+    let env = MapEnv::from_pairs(pairs);
+    let config = IssueConfig::from_env(&EnvReader::new(&env)).unwrap();
+
     // Data keys for the user identifiers.
     let data_writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
     DataKeySource::new(
@@ -127,53 +136,18 @@ pub async fn world(extra_env: &[(&str, &str)]) -> World {
     let recorder = Recorder::new("Test", "issue", Arc::new(metrics.clone()), clock.clone());
     let store: Arc<dyn RecordStore> =
         Arc::new(EmbeddedStore::open(dir.path().join("records.sqlite3"), clock.clone()).unwrap());
-    let key_set = Arc::new(SecretKeySet::new(
-        files.clone(),
-        keys_config.secret_name.clone(),
-        keys_config.timings,
-        clock.clone(),
-    ));
-    let tokens = Arc::new(MintingTokens::new(
-        key_set,
-        PartnerId::new("partner-local").unwrap(),
-        keys_config.token_lifetime,
-        clock.clone(),
-        100,
-    ));
-    let mut platform_config = PlatformConfig::new(&sim.base_url(), true).unwrap();
-    platform_config.base_backoff = Duration::from_millis(5);
-    platform_config.max_backoff = Duration::from_millis(20);
-    platform_config.request_timeout = Duration::from_millis(1500);
-    let platform = PlatformClient::new(platform_config, tokens, recorder.clone()).unwrap();
-    let api_keys = SecretApiKeys::new(
-        files.clone(),
-        api_keys_name,
-        Duration::from_secs(60),
-        clock.clone(),
-    );
-    let verifier = RequestVerifier::new(
-        Arc::new(api_keys),
-        store.clone(),
-        clock.clone(),
-        recorder.clone(),
-    );
-    let data_source: Arc<dyn SecretSource> = Arc::new(files);
-    World {
-        deps: IssueDeps {
-            programs: config.programs(),
-            data_keys: DataKeySource::new(
-                data_source,
-                config.data_keys_secret.clone(),
-                Duration::from_secs(60),
-                clock.clone(),
-            ),
-            config,
-            verifier,
+    let deps = IssueDeps::build(
+        config,
+        IssuePorts {
             store,
-            platform,
+            secrets: Arc::new(files),
             clock,
             recorder,
         },
+    )
+    .unwrap();
+    World {
+        deps,
         sim,
         writer,
         reader: reader_key,
@@ -210,8 +184,18 @@ impl World {
     ) -> ApiGatewayRequest {
         // A distinct timestamp per request keeps signatures distinct (the replay cache refuses
         // a signature twice), as real clients' would be.
-        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        // Strictly increasing from a fixed start: no two requests share a timestamp.
+        // Strictly increasing and never behind the clock: no two requests share a timestamp, and
+        // a long run stays within the accepted window.
+        let now = SystemClock.now().as_millis();
+        let n = self
+            .seq
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |last| Some(last.saturating_add(1).max(now - self.started_ms)),
+            )
+            .unwrap_or(0);
+        let n = n.saturating_add(1).max(now - self.started_ms);
         let ts = shared::clock::Timestamp::from_millis(self.started_ms + n).to_rfc3339();
         let sig = sign(&key.secret, method.as_str(), path, &ts, &body);
         ApiGatewayRequest::new(method, path)

@@ -229,12 +229,58 @@ enum Fate {
     Unknown,
 }
 
+/// What went wrong with one record (the `kind` dimension of `PollErrors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ErrorKind {
+    /// The status call failed; its label is the platform error's.
+    Platform(&'static str),
+    /// The platform answered a state this poller does not know.
+    UnknownState,
+    /// A store call failed (or a record could not be encoded).
+    Store,
+    /// The record changed between the claim and the outcome (the claim expired).
+    LeaseLost,
+    /// An unreadable record in the queue.
+    CorruptRecord,
+}
+
+impl ErrorKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Platform(label) => label,
+            Self::UnknownState => "unknown_state",
+            Self::Store => "store",
+            Self::LeaseLost => "lease_lost",
+            Self::CorruptRecord => "corrupt_record",
+        }
+    }
+}
+
+/// Why a conditional write did not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteFailed {
+    /// The record is not at the version read (another run, or its request, changed it).
+    Changed,
+    /// The store failed.
+    Store,
+}
+
+impl WriteFailed {
+    /// The outcome when the record, changed meanwhile, is left to whoever changed it.
+    fn skipped_or_error(self) -> Outcome {
+        match self {
+            Self::Changed => Outcome::new(Fate::Skipped),
+            Self::Store => Outcome::error(ErrorKind::Store),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Outcome {
     polled: bool,
     fate: Fate,
     alerted: bool,
-    errors: Vec<&'static str>,
+    errors: Vec<ErrorKind>,
 }
 
 impl Outcome {
@@ -247,7 +293,7 @@ impl Outcome {
         }
     }
 
-    fn error(kind: &'static str) -> Self {
+    fn error(kind: ErrorKind) -> Self {
         let mut o = Self::new(Fate::Unknown);
         o.errors.push(kind);
         o
@@ -257,7 +303,7 @@ impl Outcome {
 #[derive(Default)]
 struct Tally {
     summary: RunSummary,
-    errors: BTreeMap<&'static str, u64>,
+    errors: BTreeMap<ErrorKind, u64>,
     waits: Vec<f64>,
 }
 
@@ -315,23 +361,9 @@ impl Tally {
                 POLL_ERRORS_METRIC,
                 Unit::Count,
                 count(*n),
-                &[("kind", kind)],
+                &[("kind", kind.label())],
             );
         }
-    }
-}
-
-/// The metric kind of a failed status call.
-fn error_kind(e: &PlatformError) -> &'static str {
-    match e {
-        PlatformError::Unavailable { .. } => "unavailable",
-        PlatformError::RateLimited { .. } => "rate_limited",
-        PlatformError::Unauthorized { .. } => "unauthorized",
-        PlatformError::Rejected { .. } | PlatformError::Duplicate { .. } => "rejected",
-        PlatformError::NotFound { .. } => "not_found",
-        PlatformError::Protocol(_) => "protocol",
-        PlatformError::Token(_) => "token",
-        PlatformError::Config(_) => "config",
     }
 }
 
@@ -357,26 +389,25 @@ fn rewrite(
     })
 }
 
-/// Applies `write`; a condition failure becomes `on_conflict`, any other failure `store`.
+/// Applies `write` at the version it names.
 async fn apply(
     deps: &PollerDeps,
     key: &RecordKey,
     write: Result<Write, serde_json::Error>,
-    on_conflict: &'static str,
-) -> Result<Version, &'static str> {
+) -> Result<Version, WriteFailed> {
     let write = write.map_err(|e| {
         tracing::error!(record = %key, error = %e, "cannot encode the issuance record");
-        "store"
+        WriteFailed::Store
     })?;
     match deps.store.write(write).await {
         Ok(version) => Ok(version),
         Err(e) if e.is_condition_failure() => {
             tracing::debug!(record = %key, "record changed under this run");
-            Err(on_conflict)
+            Err(WriteFailed::Changed)
         }
         Err(e) => {
             tracing::error!(record = %key, error = %e, "cannot update the issuance record");
-            Err("store")
+            Err(WriteFailed::Store)
         }
     }
 }
@@ -399,10 +430,9 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
                 },
                 expected: record.version,
             });
-            return match apply(deps, &record.key, write, "skipped").await {
-                Ok(_) => Outcome::error("corrupt_record"),
-                Err("skipped") => Outcome::new(Fate::Skipped),
-                Err(kind) => Outcome::error(kind),
+            return match apply(deps, &record.key, write).await {
+                Ok(_) => Outcome::error(ErrorKind::CorruptRecord),
+                Err(failed) => failed.skipped_or_error(),
             };
         }
     };
@@ -419,9 +449,9 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
         tracing::warn!(issuance_id = id.as_str(), status = ?issuance.status,
             "record in the poll queue is not waiting; taking it out of the queue");
         let write = rewrite(&record, &issuance, &ctx.queue, None, record.version);
-        return match apply(deps, &record.key, write, "skipped").await {
-            Ok(_) | Err("skipped") => Outcome::new(Fate::Skipped),
-            Err(kind) => Outcome::error(kind),
+        return match apply(deps, &record.key, write).await {
+            Ok(_) => Outcome::new(Fate::Skipped),
+            Err(failed) => failed.skipped_or_error(),
         };
     }
 
@@ -435,10 +465,9 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
             "waiting record without a coreClaimHash; marked FAILED"
         );
         let write = rewrite(&record, &issuance, &ctx.queue, None, record.version);
-        return match apply(deps, &record.key, write, "skipped").await {
+        return match apply(deps, &record.key, write).await {
             Ok(_) => Outcome::new(Fate::Failed),
-            Err("skipped") => Outcome::new(Fate::Skipped),
-            Err(kind) => Outcome::error(kind),
+            Err(failed) => failed.skipped_or_error(),
         };
     };
 
@@ -456,10 +485,9 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
         Some(claim_due),
         record.version,
     );
-    let claimed = match apply(deps, &record.key, write, "skipped").await {
+    let claimed = match apply(deps, &record.key, write).await {
         Ok(version) => version,
-        Err("skipped") => return Outcome::new(Fate::Skipped),
-        Err(kind) => return Outcome::error(kind),
+        Err(failed) => return failed.skipped_or_error(),
     };
 
     let answer = deps.platform.status(&hash, ctx.poll_deadline()).await;
@@ -511,12 +539,12 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
                 state = vc_status.as_str(),
                 "the platform answered a state this poller does not know; polling again later"
             );
-            outcome.errors.push("unknown_state");
+            outcome.errors.push(ErrorKind::UnknownState);
             format!("unknown state {}", vc_status.as_str())
         }
         Err(e) => {
             tracing::debug!(issuance_id = id.as_str(), error = %e, "status poll failed; polling again later");
-            outcome.errors.push(error_kind(e));
+            outcome.errors.push(ErrorKind::Platform(e.label()));
             e.to_string()
         }
     };
@@ -589,9 +617,9 @@ async fn reconcile(
     if issuance.lease_live(now) {
         let until = issuance.lease_until.unwrap_or(now);
         let write = rewrite(record, &issuance, &ctx.queue, Some(until), record.version);
-        return match apply(deps, &record.key, write, "skipped").await {
-            Ok(_) | Err("skipped") => Outcome::new(Fate::Skipped),
-            Err(kind) => Outcome::error(kind),
+        return match apply(deps, &record.key, write).await {
+            Ok(_) => Outcome::new(Fate::Skipped),
+            Err(failed) => failed.skipped_or_error(),
         };
     }
     let from = issuance.status;
@@ -600,7 +628,7 @@ async fn reconcile(
         return Outcome::new(Fate::Skipped);
     };
     let write = rewrite(record, &abandoned, &ctx.queue, None, record.version);
-    match apply(deps, &record.key, write, "skipped").await {
+    match apply(deps, &record.key, write).await {
         Ok(_) => {
             let from = match from {
                 IssuanceStatus::UploadPending => "UPLOAD_PENDING",
@@ -617,8 +645,7 @@ async fn reconcile(
                 .emit(ABANDONED_METRIC, Unit::Count, 1.0, &[("from", from)]);
             Outcome::new(Fate::Abandoned)
         }
-        Err("skipped") => Outcome::new(Fate::Skipped),
-        Err(kind) => Outcome::error(kind),
+        Err(failed) => failed.skipped_or_error(),
     }
 }
 
@@ -633,7 +660,7 @@ async fn finish(
     mut outcome: Outcome,
 ) -> Outcome {
     let write = rewrite(record, issuance, &ctx.queue, due, claimed);
-    match apply(deps, &record.key, write, "lease_lost").await {
+    match apply(deps, &record.key, write).await {
         Ok(_) => {
             if let Fate::Issued(waited) = outcome.fate {
                 tracing::info!(
@@ -645,13 +672,17 @@ async fn finish(
                 );
             }
         }
-        Err(kind) => {
-            if kind == "lease_lost" {
-                tracing::warn!(
-                    issuance_id = issuance.issuance_id.as_str(),
-                    "the record changed while it was polled (claim expired?); this answer is dropped"
-                );
-            }
+        Err(failed) => {
+            let kind = match failed {
+                WriteFailed::Changed => {
+                    tracing::warn!(
+                        issuance_id = issuance.issuance_id.as_str(),
+                        "the record changed while it was polled (claim expired?); this answer is dropped"
+                    );
+                    ErrorKind::LeaseLost
+                }
+                WriteFailed::Store => ErrorKind::Store,
+            };
             outcome.fate = Fate::Unknown;
             outcome.alerted = false;
             outcome.errors.push(kind);

@@ -72,6 +72,21 @@ pub enum PlatformError {
 }
 
 impl PlatformError {
+    /// The error's label in metrics and logs: `unavailable`, `rate_limited`, `unauthorized`,
+    /// `rejected`, `not_found`, `protocol`, `token`, `config` (a duplicate counts as `rejected`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unavailable { .. } => "unavailable",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::Rejected { .. } | Self::Duplicate { .. } => "rejected",
+            Self::NotFound { .. } => "not_found",
+            Self::Protocol(_) => "protocol",
+            Self::Token(_) => "token",
+            Self::Config(_) => "config",
+        }
+    }
+
     /// Whether the caller may try again later with the same request (the platform was down,
     /// slow or rate limiting, or our deadline ran out).
     pub fn is_transient(&self) -> bool {

@@ -5,7 +5,7 @@
 //! nothing is done twice, on the embedded store and on DynamoDB (moto).
 //!
 //! `CHAOS_ISSUANCES` and `CHAOS_CALLBACKS` size the run (200 and 100 here; `make bench` runs a
-//! larger one and prints its figures).
+//! larger one and prints its figures); `CHAOS_CLIENTS` (16) is how many clients send at once.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -306,6 +306,7 @@ pub async fn run(backend: Backend) {
         planned.push((format!("chaos-{i}"), email, body));
     }
 
+    let clients = Arc::new(tokio::sync::Semaphore::new(size("CHAOS_CLIENTS", 16)));
     let phases = 4;
     let per_phase = issuances.div_ceil(phases);
     let mut accepted: BTreeMap<String, Value> = BTreeMap::new();
@@ -316,7 +317,9 @@ pub async fn run(backend: Backend) {
         let mut tasks = Vec::new();
         for (key, _, body) in chunk.iter().cloned() {
             let w = Arc::clone(&w);
+            let clients = Arc::clone(&clients);
             tasks.push(tokio::spawn(async move {
+                let _client = clients.acquire().await.unwrap();
                 let (answer, n, _) = issue_until_accepted(&w, &key, &body).await;
                 (key, answer, n)
             }));

@@ -1,7 +1,7 @@
 //! The issuance record: one per credential issued on behalf of a user, written before the platform
 //! is called and moved through its states by conditional writes only.
 //!
-//! `PENDING` (written before the platform call, in the due queue at the end of its lease) →
+//! `PENDING` (written before the platform call, in the due queue ten minutes past its lease) →
 //! `UPLOAD_PENDING` (the platform accepted it and its answer — `coreClaimHash`, the CAK public key,
 //! `userUuid` — is persisted before any further call; the encrypted documents are not stored yet)
 //! → `WAIT_ONCHAIN` (queued for the status poller in the `poll` due queue) → `ISSUED` (the
@@ -187,10 +187,14 @@ impl Issuance {
     }
 
     /// The record is taken (over) by a request that owns it until `lease_until`: a fresh or
-    /// re-driven `PENDING`, or a resumed `UPLOAD_PENDING` / `ABANDONED` one.
+    /// re-driven `PENDING` (a `FAILED` one is re-driven as `PENDING`), or a resumed
+    /// `UPLOAD_PENDING` / `ABANDONED` one.
     pub fn leased(mut self, lease_until: Timestamp, now: Timestamp) -> Self {
         self.lease_until = Some(lease_until);
-        if self.status == IssuanceStatus::Abandoned {
+        if matches!(
+            self.status,
+            IssuanceStatus::Abandoned | IssuanceStatus::Failed
+        ) {
             self.status = if self.core_claim_hash.is_some() {
                 IssuanceStatus::UploadPending
             } else {
@@ -426,6 +430,12 @@ mod tests {
         assert_eq!(a.status, IssuanceStatus::Abandoned);
         assert!(a.reason.as_deref().unwrap().contains("Idempotency-Key"));
         assert_eq!(a.leased(later, t).status, IssuanceStatus::Pending);
+        let failed = pending().failed("refused".into(), t).unwrap();
+        assert_eq!(
+            failed.leased(later, t).status,
+            IssuanceStatus::Pending,
+            "re-driven"
+        );
         let u = pending()
             .accepted(answer(), true, t)
             .unwrap()

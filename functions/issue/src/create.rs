@@ -197,11 +197,12 @@ fn choose_on_duplicate(
 }
 
 /// How long past its lease an unfinished record becomes due for the reconciler (the status
-/// poller): enough for the request that owns it to finish its last write.
-const RECONCILE_GRACE: Duration = Duration::from_secs(5);
+/// poller): time for the caller's documented retry after a retryable answer, so that only an
+/// issuance nobody came back for is reported `ABANDONED`.
+const RECONCILE_GRACE: Duration = Duration::from_secs(600);
 
 /// The record of `issuance` with its place in the due queue: an unfinished record (`PENDING`,
-/// `UPLOAD_PENDING`) is due for the reconciler when its lease ends, a `WAIT_ONCHAIN` one for its
+/// `UPLOAD_PENDING`) is due for the reconciler ten minutes past its lease, a `WAIT_ONCHAIN` one for its
 /// first status poll; any other state is in no queue.
 fn to_record(id: &IssuanceId, issuance: &Issuance) -> Result<NewRecord, ApiError> {
     let key = id.record_key().map_err(|e| internal("bad record key", e))?;
@@ -348,8 +349,13 @@ async fn issue(
                 .map_err(|e| internal("unreadable issuance record", e))?;
             // The same Idempotency-Key must mean the same issuance, even once the idempotency
             // record itself has been released or has expired.
-            let documents_differ =
-                earlier.status == IssuanceStatus::UploadPending && !has_documents;
+            // Only its documents are missing: a retry without them is another payload.
+            let documents_differ = earlier.core_claim_hash.is_some()
+                && matches!(
+                    earlier.status,
+                    IssuanceStatus::UploadPending | IssuanceStatus::Abandoned
+                )
+                && !has_documents;
             if earlier.user_hash != user_hash
                 || earlier.subject_hash != subject
                 || earlier.program_id != program.id
@@ -442,8 +448,10 @@ async fn issue(
 
     // Step 4: encrypt to the stored CAK key, upload, forget the plaintext.
     let Some(data) = body.sensitive_data.filter(|d| !d.is_empty()) else {
-        let next = job.issuance.clone();
-        return job.commit(next).await;
+        return Err(ApiError::new(
+            ErrorType::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different payload",
+        ));
     };
     let stored = job.upload(email, data).await?;
     let next = job

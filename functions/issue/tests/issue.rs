@@ -736,3 +736,29 @@ async fn under_chaos_on_the_embedded_store_no_issuance_document_or_consent_is_lo
 async fn under_chaos_on_dynamodb_no_issuance_document_or_consent_is_lost_or_doubled() {
     chaos::run(chaos::Backend::DynamoDb).await;
 }
+
+#[tokio::test]
+async fn a_retry_of_an_upload_pending_issuance_without_its_documents_is_another_payload() {
+    let w = world(&[]).await;
+    let mut b = body("kyc-document-r1", "no.docs.retry@example.com");
+    b["sensitiveData"] = json!({"fullName": "Mary Jackson"});
+    w.fault(json!({"route": "/dstorage/ciphertexts", "status": 503, "failNext": 4}))
+        .await;
+    let (status, _, _) = w.send(w.post(&w.writer, Some("nd-1"), &b)).await;
+    assert_eq!(status, 502);
+    w.clear_faults().await;
+    let mut without = b.clone();
+    without.as_object_mut().unwrap().remove("sensitiveData");
+    let (status, answer, _) = w.send(w.post(&w.writer, Some("nd-1"), &without)).await;
+    assert_eq!(
+        (status, answer["errorType"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{answer}"
+    );
+    let id = IssuanceId::derive(w.writer.id.as_str(), "nd-1");
+    assert_eq!(
+        record(&w, id.as_str()).await.status,
+        shared::issuance::IssuanceStatus::UploadPending,
+        "still waiting for its documents"
+    );
+}

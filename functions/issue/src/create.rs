@@ -545,6 +545,18 @@ impl Job<'_> {
                 .issue_on_behalf(email, &request, self.deadline)
                 .await;
             let accepted = match answer {
+                // A platform that answers `ignore` with a 200 naming the existing credential
+                // (one reading of its documents) is told apart the same way as a 409.
+                Ok(issued)
+                    if (unconfirmed || issued.after_unconfirmed)
+                        && intent == OnDuplicate::Revoke
+                        && self.issuance.previous_core_claim_hash.as_deref()
+                            == Some(issued.core_claim_hash.as_str()) =>
+                {
+                    request.on_duplicate = OnDuplicate::Revoke;
+                    unconfirmed = false;
+                    continue;
+                }
                 Ok(issued) => Accepted {
                     core_claim_hash: issued.core_claim_hash,
                     user_uuid: Some(issued.user_uuid),

@@ -503,6 +503,35 @@ async fn a_released_key_cannot_be_reused_for_another_user() {
     );
 }
 
+#[tokio::test]
+async fn a_platform_whose_ignore_answers_200_with_the_existing_credential_is_resolved_the_same_way()
+{
+    for (fault, name) in [
+        (
+            json!({"route": "/credentials/issue-on-behalf", "status": 500, "failNext": 1}),
+            "500",
+        ),
+        (
+            json!({"route": "/credentials/issue-on-behalf", "loseAnswer": true, "failNext": 1}),
+            "lost",
+        ),
+    ] {
+        let w = common::world_with_sim(&[], |mut c| {
+            c.ignore_answers_existing = true;
+            c
+        })
+        .await;
+        let (old, new) = upgrade(&w, &format!("ignore.200.{name}@example.com"), fault).await;
+        assert_ne!(new, old, "{name}: the upgrade was not dropped");
+        assert_eq!(platform_state(&w, &old).await, VcState::Revoked, "{name}");
+        assert_eq!(
+            platform_state(&w, &new).await,
+            VcState::WaitOnchain,
+            "{name}"
+        );
+    }
+}
+
 /// Issues a `kyc-basic` credential to `email`, then upgrades it (changed data: `revoke`) with
 /// `fault` on the platform; the old and the new credential's hashes.
 async fn upgrade(w: &common::World, email: &str, fault: Value) -> (String, String) {

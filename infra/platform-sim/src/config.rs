@@ -111,6 +111,10 @@ pub struct SimConfig {
     pub max_ciphertext_body: usize,
     /// The members of callback bodies: the documented minimum (default) or the richer shape.
     pub callback_shape: crate::callbacks::CallbackShape,
+    /// How `onDuplicate: "ignore"` answers when the credential exists: `409` naming it (the
+    /// default, as the error table documents) or, with `true`, `200` with the existing credential
+    /// (the other reading of "ignore returns the existing credential").
+    pub ignore_answers_existing: bool,
 }
 
 impl Default for SimConfig {
@@ -137,6 +141,7 @@ impl Default for SimConfig {
             max_json_body: 1024 * 1024,
             max_ciphertext_body: 8 * 1024 * 1024,
             callback_shape: crate::callbacks::CallbackShape::Minimal,
+            ignore_answers_existing: false,
         }
     }
 }

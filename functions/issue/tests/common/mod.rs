@@ -36,6 +36,14 @@ pub struct World {
 }
 
 pub async fn world(extra_env: &[(&str, &str)]) -> World {
+    world_with_sim(extra_env, |c| c).await
+}
+
+/// A world whose simulator is started with `tune` applied to its configuration.
+pub async fn world_with_sim(
+    extra_env: &[(&str, &str)],
+    tune: impl FnOnce(platform_sim::SimConfig) -> platform_sim::SimConfig,
+) -> World {
     let clock: SharedClock = Arc::new(SystemClock);
     let dir = tempfile::tempdir().unwrap();
     let files = FileSecrets::open(dir.path(), clock.clone()).unwrap();
@@ -70,10 +78,10 @@ pub async fn world(extra_env: &[(&str, &str)]) -> World {
         let _ = axum::serve(listener, app).await;
     });
     let sim = platform_sim::spawn(
-        platform_sim::SimConfig {
+        tune(platform_sim::SimConfig {
             jwks_url,
             ..platform_sim::SimConfig::default()
-        },
+        }),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await

@@ -151,7 +151,13 @@ async fn old_and_new_secrets_are_both_accepted_while_configured_and_the_old_one_
     .await;
     let now = w.now_secs();
     for (i, secret) in [VECTOR_SECRET, SECOND_SECRET].iter().enumerate() {
-        let body = body_for(USER, &format!("did:air:id:test:rot-{i}"), SCHEMA, "evt_r");
+        // Two events: two event ids (one event id is one event, however it is delivered).
+        let body = body_for(
+            USER,
+            &format!("did:air:id:test:rot-{i}"),
+            SCHEMA,
+            &format!("evt_r{i}"),
+        );
         let (status, answer, _) = w
             .send(w.signed_with(&[secret], &format!("msg_rot{i}"), now, &body))
             .await;
@@ -306,8 +312,8 @@ async fn malformed_bodies_after_a_valid_signature_get_400_without_echoing_values
     missing.as_object_mut().unwrap().remove("verifierDid");
     let mut wrong_type = good.clone();
     wrong_type["schemaId"] = serde_json::json!(42);
-    let mut bad_time = good.clone();
-    bad_time["authorizedAt"] = serde_json::json!("last tuesday");
+    // (An unusable optional member such as `authorizedAt: "last tuesday"` is dropped, not
+    // refused: dedup.rs::unusable_optional_members_are_ignored_rather_than_refusing_the_consent.)
     let mut empty_user = good.clone();
     empty_user["userId"] = serde_json::json!("  ");
     let mut control = good.clone();
@@ -317,7 +323,6 @@ async fn malformed_bodies_after_a_valid_signature_get_400_without_echoing_values
         ("empty", String::new()),
         ("missing member", missing.to_string()),
         ("wrong type", wrong_type.to_string()),
-        ("bad time", bad_time.to_string()),
         ("empty user", empty_user.to_string()),
         ("control character", control.to_string()),
         ("array", "[]".to_owned()),

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod create;
+mod flow;
 mod read;
 
 use std::sync::Arc;

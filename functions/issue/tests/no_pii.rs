@@ -25,15 +25,7 @@ async fn no_plaintext_pii_reaches_the_store_or_the_logs() {
         text.contains("credential issued on behalf of a user"),
         "the capture saw the issuance"
     );
-    // The SQLite file (and its write-ahead log) as bytes.
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(w.dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.to_string_lossy().contains("records.sqlite3") {
-            stored.extend(std::fs::read(&path).unwrap());
-        }
-    }
-    let stored = String::from_utf8_lossy(&stored);
+    let stored = w.stored_text();
     assert!(stored.contains("ISSUE#"), "the store was read");
     for secret in [
         email,

@@ -252,6 +252,18 @@ impl World {
         assert!(r.status().is_success());
     }
 
+    /// The embedded store's SQLite file (and its write-ahead log) as text, byte for byte.
+    pub fn stored_text(&self) -> String {
+        let mut stored = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().contains("records.sqlite3") {
+                stored.extend(std::fs::read(&path).unwrap());
+            }
+        }
+        String::from_utf8_lossy(&stored).into_owned()
+    }
+
     /// What the simulator decrypts the stored ciphertext `storage` to, with the CAK private key.
     pub async fn plaintext_of(&self, storage: &str) -> Value {
         let (code, plaintext) = self

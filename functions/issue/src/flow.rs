@@ -1,0 +1,616 @@
+//! The issuance flow (docs/architecture.md §5): the record and the resource lock written before
+//! the platform is called, the platform's answer persisted before any further call, the upload,
+//! and the final atomic write — each step leaving a state a retry or the reconciler can finish.
+
+use std::time::Duration;
+
+use lambda_http::{Body, Response};
+use serde_json::{Map, Value, json};
+use shared::clock::Timestamp;
+use shared::ecies::{PublicKey, encrypt};
+use shared::error::{ApiError, ErrorType};
+use shared::http::Reply;
+use shared::idempotency::{Idempotency, Lease, StoredResponse};
+use shared::issuance::{
+    Accepted, Issuance, IssuanceId, IssuanceStatus, ResourceLock, poll_queue, subject_hash,
+    subject_key,
+};
+use shared::platform::{Deadline, IssueOnBehalf, OnDuplicate, PlatformError};
+use shared::programs::Program;
+use shared::store::{NewRecord, StoreError, Version, Write};
+use zeroize::Zeroizing;
+
+use crate::IssueDeps;
+use crate::create::{IssueBody, choose_on_duplicate};
+
+/// How long after acceptance the first status poll is due.
+const FIRST_POLL_AFTER: Duration = Duration::from_secs(1);
+
+fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "{what}");
+    ApiError::internal()
+}
+
+/// How long past its lease an unfinished record becomes due for the reconciler (the status
+/// poller): time for the caller's documented retry after a retryable answer, so that only an
+/// issuance nobody came back for is reported `ABANDONED`.
+const RECONCILE_GRACE: Duration = Duration::from_secs(600);
+
+/// The record of `issuance` with its place in the due queue: an unfinished record (`PENDING`,
+/// `UPLOAD_PENDING`) is due for the reconciler ten minutes past its lease, a `WAIT_ONCHAIN` one for its
+/// first status poll; any other state is in no queue.
+fn to_record(id: &IssuanceId, issuance: &Issuance) -> Result<NewRecord, ApiError> {
+    let key = id.record_key().map_err(|e| internal("bad record key", e))?;
+    let data =
+        serde_json::to_value(issuance).map_err(|e| internal("cannot encode the issuance", e))?;
+    let mut record = NewRecord::new(key, data);
+    match issuance.status {
+        IssuanceStatus::WaitOnchain => {
+            record = record.due_at(poll_queue(), issuance.updated_at.plus(FIRST_POLL_AFTER));
+        }
+        IssuanceStatus::Pending | IssuanceStatus::UploadPending => {
+            let until = issuance.lease_until.unwrap_or(issuance.updated_at);
+            record = record.due_at(poll_queue(), until.plus(RECONCILE_GRACE));
+        }
+        _ => {}
+    }
+    Ok(record)
+}
+
+/// The version a conditional write leaves: 1 for a create, one more for a replace.
+fn version_after(write: &Write) -> Version {
+    match write {
+        Write::Replace { expected, .. } => Version(expected.0 + 1),
+        Write::Create(_) | Write::Remove { .. } => Version(1),
+    }
+}
+
+/// Where an issuance is in its flow, as far as this request is concerned.
+struct Job<'a> {
+    id: &'a IssuanceId,
+    program: &'a Program,
+    deps: &'a IssueDeps,
+    idem: &'a Idempotency<'a>,
+    lease: &'a Lease,
+    deadline: Deadline,
+    /// The issuance as last written, and the version it was written at.
+    issuance: Issuance,
+    version: Version,
+    /// The (user, program) record: the resource lock and the last issued credential.
+    lock: ResourceLock,
+    lock_version: Option<Version>,
+    subj_key: shared::store::RecordKey,
+}
+
+/// What the first step found.
+enum Start {
+    /// Call the platform; `resolve` when an earlier attempt may have reached it.
+    Issue { resolve: bool },
+    /// The platform accepted it already: only the upload is left.
+    Upload,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn issue(
+    id: &IssuanceId,
+    caller: &str,
+    body: IssueBody,
+    program: &Program,
+    lease: &Lease,
+    idem: &Idempotency<'_>,
+    deadline: Deadline,
+    lease_until: Timestamp,
+    deps: &IssueDeps,
+) -> Result<Response<Body>, ApiError> {
+    let now = deps.clock.now();
+    let protector = deps
+        .data_keys
+        .protector()
+        .await
+        .map_err(|e| internal("cannot load the data keys", e))?;
+    let record_key = id.record_key().map_err(|e| internal("bad record key", e))?;
+    let user_hash = protector.hash(body.user.email.expose());
+    let subject = subject_hash(&body.credential_subject);
+    let subj_key =
+        subject_key(&user_hash, &program.id).map_err(|e| internal("bad subject key", e))?;
+    let has_documents = body.sensitive_data.as_ref().is_some_and(|d| !d.is_empty());
+
+    // Step 1: the issuance record and the (user, program) lock, read together.
+    let existing = deps
+        .store
+        .get(&record_key)
+        .await
+        .map_err(|e| internal("cannot read the issuance record", e))?;
+    let lock_record = deps
+        .store
+        .get(&subj_key)
+        .await
+        .map_err(|e| internal("cannot read the subject record", e))?;
+    let (lock, lock_version) = match &lock_record {
+        Some(r) => (
+            serde_json::from_value::<ResourceLock>(r.data.clone()).unwrap_or_default(),
+            Some(r.version),
+        ),
+        None => (ResourceLock::default(), None),
+    };
+    if let Some(until) = lock.held_by_other(id, now) {
+        // AC-112: one issuance job per (user, program) at a time, whatever its key.
+        return Err(ApiError::new(
+            ErrorType::Conflict,
+            "another issuance for this user and program is in progress; retry later",
+        )
+        .with_retry_after(until.since(now).as_secs().max(1)));
+    }
+
+    let (issuance, expected, start) = match existing {
+        None => {
+            let on_duplicate = choose_on_duplicate(
+                body.on_duplicate,
+                program.on_duplicate,
+                lock.subject_hash.as_deref(),
+                &subject,
+            );
+            let sealed = protector
+                .seal(&body.user.email, record_key.as_str())
+                .map_err(|e| internal("cannot seal the user", e))?;
+            let issuance = Issuance {
+                issuance_id: id.clone(),
+                caller: caller.to_owned(),
+                program_id: program.id.clone(),
+                user_hash: user_hash.clone(),
+                user: sealed,
+                subject_hash: subject.clone(),
+                on_duplicate: on_duplicate_name(on_duplicate).to_owned(),
+                status: IssuanceStatus::Pending,
+                core_claim_hash: None,
+                storage_id: None,
+                reason: None,
+                created_at: now,
+                updated_at: now,
+                wait_onchain_since: None,
+                onchain_at: None,
+                poll_attempts: 0,
+                last_polled_at: None,
+                alerted_at: None,
+                user_uuid: None,
+                cak_public_key: None,
+                previous_core_claim_hash: lock.core_claim_hash.clone(),
+                lease_until: Some(lease_until),
+            };
+            (issuance, None, Start::Issue { resolve: false })
+        }
+        Some(old) => {
+            let earlier: Issuance = serde_json::from_value(old.data.clone())
+                .map_err(|e| internal("unreadable issuance record", e))?;
+            // The same Idempotency-Key must mean the same issuance, even once the idempotency
+            // record itself has been released or has expired.
+            // Only its documents are missing: a retry without them is another payload.
+            let documents_differ = earlier.core_claim_hash.is_some()
+                && matches!(
+                    earlier.status,
+                    IssuanceStatus::UploadPending | IssuanceStatus::Abandoned
+                )
+                && !has_documents;
+            if earlier.user_hash != user_hash
+                || earlier.subject_hash != subject
+                || earlier.program_id != program.id
+                || documents_differ
+            {
+                return Err(ApiError::new(
+                    ErrorType::IdempotencyKeyReused,
+                    "this Idempotency-Key was used with a different payload",
+                ));
+            }
+            match earlier.status {
+                IssuanceStatus::WaitOnchain | IssuanceStatus::Issued | IssuanceStatus::TimedOut => {
+                    // The platform accepted it already: answer from the record, call nothing.
+                    let response = accepted_response(id, &earlier);
+                    idem.complete(lease, &response)
+                        .await
+                        .map_err(|e| e.to_api_error())?;
+                    return Ok(Reply::json(202, &response.body).build());
+                }
+                _ => {}
+            }
+            let start = if earlier.core_claim_hash.is_some() {
+                Start::Upload
+            } else {
+                // It may have reached the platform: resolve before anything else.
+                Start::Issue { resolve: true }
+            };
+            (earlier.leased(lease_until, now), Some(old.version), start)
+        }
+    };
+
+    // Step 2: take the record and the lock in one atomic write, before any platform call.
+    let issuance_write = match expected {
+        None => Write::Create(to_record(id, &issuance)?),
+        Some(v) => Write::Replace {
+            record: to_record(id, &issuance)?,
+            expected: v,
+        },
+    };
+    let lock_write = lock_write(&subj_key, lock.clone().taken(id, lease_until), lock_version)?;
+    let version = version_after(&issuance_write);
+    let lock_version_now = version_after(&lock_write);
+    deps.store
+        .write_all(vec![issuance_write, lock_write])
+        .await
+        .map_err(|e| conflict_or_internal("cannot take the issuance record and its lock", e))?;
+
+    let mut job = Job {
+        id,
+        program,
+        deps,
+        idem,
+        lease,
+        deadline,
+        issuance,
+        version,
+        lock,
+        lock_version: Some(lock_version_now),
+        subj_key,
+    };
+    let email = body.user.email.expose().as_str();
+    match start {
+        Start::Issue { resolve } => {
+            let request = IssueOnBehalf {
+                issuer_did: deps.config.issuer_did.clone(),
+                credential_id: program.id.clone(),
+                credential_subject: body.credential_subject,
+                on_duplicate: parse_on_duplicate(&job.issuance.on_duplicate),
+            };
+            let answer = job.call_platform(email, request, resolve).await?;
+            // Step 3: the platform's answer is persisted before any further call.
+            let upload = has_documents && program.cak.is_some();
+            if !upload {
+                let next = job
+                    .issuance
+                    .clone()
+                    .accepted(answer, false, deps.clock.now())
+                    .map_err(|e| internal("invalid transition", e))?;
+                return job.commit(next).await;
+            }
+            let next = job
+                .issuance
+                .clone()
+                .accepted(answer, true, deps.clock.now())
+                .map_err(|e| internal("invalid transition", e))?;
+            job.save(next).await?;
+        }
+        Start::Upload => {}
+    }
+
+    // Step 4: encrypt to the stored CAK key, upload, forget the plaintext.
+    let Some(data) = body.sensitive_data.filter(|d| !d.is_empty()) else {
+        return Err(ApiError::new(
+            ErrorType::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different payload",
+        ));
+    };
+    let stored = job.upload(email, data).await?;
+    let next = job
+        .issuance
+        .clone()
+        .uploaded(stored, deps.clock.now())
+        .map_err(|e| internal("invalid transition", e))?;
+    job.commit(next).await
+}
+
+fn on_duplicate_name(o: OnDuplicate) -> &'static str {
+    match o {
+        OnDuplicate::Ignore => "ignore",
+        OnDuplicate::Revoke => "revoke",
+    }
+}
+
+fn parse_on_duplicate(text: &str) -> OnDuplicate {
+    if text == "revoke" {
+        OnDuplicate::Revoke
+    } else {
+        OnDuplicate::Ignore
+    }
+}
+
+fn lock_write(
+    key: &shared::store::RecordKey,
+    lock: ResourceLock,
+    version: Option<Version>,
+) -> Result<Write, ApiError> {
+    let data = serde_json::to_value(&lock).map_err(|e| internal("cannot encode the lock", e))?;
+    let record = NewRecord::new(key.clone(), data);
+    Ok(match version {
+        None => Write::Create(record),
+        Some(expected) => Write::Replace { record, expected },
+    })
+}
+
+fn accepted_response(id: &IssuanceId, issuance: &Issuance) -> StoredResponse {
+    let mut body = json!({
+        "issuanceId": id.as_str(),
+        "status": issuance.status,
+        "coreClaimHash": issuance.core_claim_hash,
+    });
+    if let (Some(storage), Some(map)) = (&issuance.storage_id, body.as_object_mut()) {
+        map.insert("storageId".into(), json!(storage));
+    }
+    StoredResponse { status: 202, body }
+}
+
+impl Job<'_> {
+    /// Replaces the issuance record at the version this request last wrote.
+    async fn save(&mut self, next: Issuance) -> Result<(), ApiError> {
+        let write = Write::Replace {
+            record: to_record(self.id, &next)?,
+            expected: self.version,
+        };
+        self.version = version_after(&write);
+        self.deps
+            .store
+            .write(write)
+            .await
+            .map_err(|e| conflict_or_internal("cannot record the platform's answer", e))?;
+        self.issuance = next;
+        Ok(())
+    }
+
+    /// Calls `issue-on-behalf`, never revoking what an earlier attempt may have issued.
+    ///
+    /// When an earlier attempt (of this request, or of an earlier request with this key) may
+    /// have reached the platform without its answer reaching us, the platform is asked with
+    /// `ignore` first: a new credential means the earlier attempt did nothing; an existing one
+    /// other than the credential the user held before this issuance began is the one the earlier
+    /// attempt created, and is adopted. Only when the existing one *is* the earlier credential —
+    /// the earlier attempt did nothing — is a `revoke` sent again.
+    async fn call_platform(
+        &mut self,
+        email: &str,
+        mut request: IssueOnBehalf,
+        resolve: bool,
+    ) -> Result<Accepted, ApiError> {
+        let intent = request.on_duplicate;
+        let mut unconfirmed = resolve;
+        if resolve {
+            request.on_duplicate = OnDuplicate::Ignore;
+        }
+        loop {
+            let answer = self
+                .deps
+                .platform
+                .issue_on_behalf(email, &request, self.deadline)
+                .await;
+            let accepted = match answer {
+                // A platform that answers `ignore` with a 200 naming the existing credential
+                // (one reading of its documents) is told apart the same way as a 409.
+                Ok(issued)
+                    if (unconfirmed || issued.after_unconfirmed)
+                        && intent == OnDuplicate::Revoke
+                        && self.issuance.previous_core_claim_hash.as_deref()
+                            == Some(issued.core_claim_hash.as_str()) =>
+                {
+                    request.on_duplicate = OnDuplicate::Revoke;
+                    unconfirmed = false;
+                    continue;
+                }
+                Ok(issued) => Accepted {
+                    core_claim_hash: issued.core_claim_hash,
+                    user_uuid: Some(issued.user_uuid),
+                    cak_public_key: issued.cak_public_key,
+                },
+                Err(PlatformError::Duplicate {
+                    core_claim_hash,
+                    cak_public_key,
+                    user_uuid,
+                    after_unconfirmed,
+                }) => {
+                    let ambiguous = unconfirmed || after_unconfirmed;
+                    let untouched = self.issuance.previous_core_claim_hash.as_deref()
+                        == Some(core_claim_hash.as_str());
+                    if ambiguous && intent == OnDuplicate::Revoke && untouched {
+                        // The earlier attempt did nothing: the user still holds the old one.
+                        tracing::info!(
+                            issuance_id = self.id.as_str(),
+                            "the unconfirmed attempt had no effect; revoking as asked"
+                        );
+                        request.on_duplicate = OnDuplicate::Revoke;
+                        unconfirmed = false;
+                        continue;
+                    }
+                    tracing::info!(
+                        issuance_id = self.id.as_str(),
+                        resolved = ambiguous,
+                        "the platform holds this credential already; adopting it"
+                    );
+                    Accepted {
+                        core_claim_hash,
+                        user_uuid,
+                        cak_public_key,
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    // The record stays PENDING with its lease: a retry with the same key (or,
+                    // after the lease, the reconciler) resolves it.
+                    return Err(platform_error(e));
+                }
+                Err(e) => {
+                    let now = self.deps.clock.now();
+                    if let Ok(failed) = self
+                        .issuance
+                        .clone()
+                        .failed(format!("issue-on-behalf failed: {}", kind(&e)), now)
+                    {
+                        let released = self.release_lock_writes(&failed);
+                        if let Err(store) = self.deps.store.write_all(released).await {
+                            tracing::error!(error = %store, issuance_id = self.id.as_str(),
+                                "could not mark the issuance failed");
+                        }
+                    }
+                    return Err(platform_error(e));
+                }
+            };
+            // The record says what was finally sent.
+            self.issuance.on_duplicate = on_duplicate_name(request.on_duplicate).to_owned();
+            return Ok(accepted);
+        }
+    }
+
+    /// The writes that mark the record `failed` and free the lock (its hashes unchanged).
+    fn release_lock_writes(&self, failed: &Issuance) -> Vec<Write> {
+        let mut writes = Vec::new();
+        if let Ok(record) = to_record(self.id, failed) {
+            writes.push(Write::Replace {
+                record,
+                expected: self.version,
+            });
+        }
+        let mut lock = self.lock.clone();
+        lock.held_by = None;
+        lock.held_until = None;
+        if let Ok(w) = lock_write(&self.subj_key, lock, self.lock_version) {
+            writes.push(w);
+        }
+        writes
+    }
+
+    /// Encrypts `data` to the CAK key the platform gave (persisted in the record) and uploads
+    /// it. A failure leaves the record `UPLOAD_PENDING` and answers 503 with `Retry-After`: the
+    /// documents are never reported stored unless the platform said so.
+    async fn upload(&self, email: &str, data: Map<String, Value>) -> Result<String, ApiError> {
+        let (Some(curve), Some(hex), Some(hash)) = (
+            self.program.cak,
+            self.issuance.cak_public_key.clone(),
+            self.issuance.core_claim_hash.clone(),
+        ) else {
+            return Err(ApiError::new(
+                ErrorType::Conflict,
+                "the platform holds this credential without a CAK key to encrypt sensitiveData to",
+            ));
+        };
+        let key = PublicKey::from_hex(curve, &hex)
+            .map_err(|e| internal("the platform sent an unusable CAK", e))?;
+        let plaintext = Zeroizing::new(
+            serde_json::to_vec(&data).map_err(|e| internal("cannot encode sensitiveData", e))?,
+        );
+        drop(data);
+        let ciphertext =
+            encrypt(&key, &plaintext).map_err(|e| internal("CAK encryption failed", e))?;
+        drop(plaintext);
+        match self
+            .deps
+            .platform
+            .upload_ciphertext(email, &hash, &ciphertext, self.deadline)
+            .await
+        {
+            Ok(stored) => Ok(stored.0),
+            Err(e) => {
+                tracing::warn!(
+                    issuance_id = self.id.as_str(),
+                    error = %kind(&e),
+                    "the encrypted sensitive data could not be uploaded; the issuance stays UPLOAD_PENDING"
+                );
+                Err(match e {
+                    PlatformError::RateLimited { retry_after } => ApiError::new(
+                        ErrorType::RateLimited,
+                        "the credential platform is rate limiting; retry with the same Idempotency-Key",
+                    )
+                    .with_retry_after(retry_after.map_or(5, |d| d.as_secs().max(1))),
+                    _ => ApiError::new(
+                        ErrorType::UpstreamUnavailable,
+                        "the credential was issued but its sensitive data is not stored yet; retry with the same Idempotency-Key and body",
+                    )
+                    .with_retry_after(2),
+                })
+            }
+        }
+    }
+
+    /// The last write: the record queued for the poller, the stored response and the released
+    /// lock remembering what was issued, all at once.
+    async fn commit(&mut self, next: Issuance) -> Result<Response<Body>, ApiError> {
+        let hash = next.core_claim_hash.clone().unwrap_or_default();
+        let response = accepted_response(self.id, &next);
+        let issuance_write = Write::Replace {
+            record: to_record(self.id, &next)?,
+            expected: self.version,
+        };
+        let lock = self
+            .lock
+            .clone()
+            .released(self.id, &next.subject_hash, &hash);
+        let lock_w = lock_write(&self.subj_key, lock, self.lock_version)?;
+        let writes = vec![
+            issuance_write.clone(),
+            self.idem.completion(self.lease, &response),
+            lock_w,
+        ];
+        match self.deps.store.write_all(writes).await {
+            Ok(()) => {}
+            Err(StoreError::BatchConditionFailed { index: 2 }) => {
+                // Our lease on the lock ran out and another issuance took it; ours still stands.
+                self.deps
+                    .store
+                    .write_all(vec![
+                        issuance_write,
+                        self.idem.completion(self.lease, &response),
+                    ])
+                    .await
+                    .map_err(|e| conflict_or_internal("cannot record the issuance", e))?;
+            }
+            Err(e) => return Err(conflict_or_internal("cannot record the issuance", e)),
+        }
+        tracing::info!(
+            issuance_id = self.id.as_str(),
+            program = self.program.id.as_str(),
+            core_claim_hash = hash.as_str(),
+            on_duplicate = next.on_duplicate.as_str(),
+            cak = next.storage_id.is_some(),
+            "credential issued on behalf of a user"
+        );
+        self.deps.recorder.emit(
+            "Issuances",
+            shared::telemetry::Unit::Count,
+            1.0,
+            &[("program", self.program.id.as_str())],
+        );
+        Ok(Reply::json(202, &response.body).build())
+    }
+}
+
+fn conflict_or_internal(what: &str, e: StoreError) -> ApiError {
+    if e.is_condition_failure() {
+        tracing::warn!(error = %e, "{what}");
+        ApiError::new(
+            ErrorType::Conflict,
+            "the issuance changed concurrently; retry with the same Idempotency-Key",
+        )
+    } else {
+        internal(what, e)
+    }
+}
+
+fn kind(e: &PlatformError) -> String {
+    match e {
+        PlatformError::Rejected { status, .. } => format!("rejected with {status}"),
+        PlatformError::NotFound { .. } => "not found".into(),
+        PlatformError::Unauthorized { status, .. } => format!("unauthorized ({status})"),
+        PlatformError::Unavailable { attempts, .. } => {
+            format!("unavailable after {attempts} attempts")
+        }
+        PlatformError::RateLimited { .. } => "rate limited".into(),
+        other => other.to_string().chars().take(120).collect(),
+    }
+}
+
+fn platform_error(e: PlatformError) -> ApiError {
+    match e {
+        PlatformError::RateLimited { retry_after } => ApiError::new(
+            ErrorType::RateLimited,
+            "the credential platform is rate limiting; retry later",
+        )
+        .with_retry_after(retry_after.map_or(5, |d| d.as_secs().max(1))),
+        other => {
+            tracing::error!(error = %kind(&other), "the credential platform call failed");
+            ApiError::new(ErrorType::UpstreamUnavailable, "").with_retry_after(2)
+        }
+    }
+}

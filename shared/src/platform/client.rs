@@ -87,6 +87,8 @@ struct Answer {
 struct Failure {
     metric: &'static str,
     detail: String,
+    /// Whether the request may have reached the platform (anything but a refused connection).
+    may_have_reached: bool,
 }
 
 impl PlatformClient {
@@ -267,8 +269,7 @@ impl PlatformClient {
                     return Err(PlatformError::Config(detail));
                 }
                 Ok(Err(SendError::Transient(failure))) => {
-                    // A refused connection reached nothing; anything later may have.
-                    unconfirmed |= failure.metric != "connect";
+                    unconfirmed |= failure.may_have_reached;
                     self.failed_attempt(op, attempt, failure.metric, None, &failure.detail);
                     last = failure.detail;
                     self.back_off(op, attempt, max_total, &last, deadline)
@@ -549,9 +550,11 @@ fn classify(e: reqwest::Error) -> SendError {
     } else {
         "network"
     };
+    let may_have_reached = !e.is_connect();
     SendError::Transient(Failure {
         metric,
         detail: describe(&e.without_url()),
+        may_have_reached,
     })
 }
 

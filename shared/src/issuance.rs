@@ -93,6 +93,9 @@ pub struct Issuance {
     pub issuance_id: IssuanceId,
     /// The API key that requested it.
     pub caller: String,
+    /// The family of that key: the keys that may read it ([`Issuance::readable_by`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<crate::auth::KeyOwner>,
     /// The program.
     pub program_id: String,
     /// The user's keyed hash.
@@ -171,6 +174,15 @@ pub struct Accepted {
 }
 
 impl Issuance {
+    /// Whether a key of `family` may read this issuance: one of the family that created it. A
+    /// record written before records had an owner belongs to the family of its key alone.
+    pub fn readable_by(&self, family: &crate::auth::KeyOwner) -> bool {
+        match &self.owner {
+            Some(owner) => owner == family,
+            None => self.caller == family.as_str(),
+        }
+    }
+
     fn check(
         &self,
         to: IssuanceStatus,
@@ -398,6 +410,21 @@ mod tests {
             "createdAt": t, "updatedAt": t
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn an_issuance_is_readable_by_its_family_only_and_an_old_record_by_its_key_alone() {
+        use crate::auth::KeyOwner;
+        let mut i = pending();
+        assert!(
+            i.readable_by(&KeyOwner::parse("pk").unwrap()),
+            "no owner: the key"
+        );
+        assert!(!i.readable_by(&KeyOwner::parse("billing").unwrap()));
+        i.owner = KeyOwner::parse("billing");
+        assert!(i.readable_by(&KeyOwner::parse("billing").unwrap()));
+        assert!(!i.readable_by(&KeyOwner::parse("pk").unwrap()));
+        assert!(!i.readable_by(&KeyOwner::parse("support").unwrap()));
     }
 
     fn answer() -> Accepted {

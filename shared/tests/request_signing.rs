@@ -114,3 +114,90 @@ async fn two_keys_are_accepted_side_by_side_during_a_rotation() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn a_key_past_its_expiry_is_refused_as_token_expired_and_an_unexpired_one_passes() {
+    let w = world().await;
+    let req = signed(&w.expiring, &w.expiring.secret, now_secs(&w));
+    assert!(
+        w.verifier
+            .verify(&req.parts(), Permission::CredentialsRead)
+            .await
+            .is_ok(),
+        "one second before its expiry the key works"
+    );
+    w.clock.advance(Duration::from_secs(1));
+    let req = signed(&w.expiring, &w.expiring.secret, now_secs(&w));
+    assert_eq!(
+        refused(&w, &req, Permission::CredentialsRead).await,
+        (ErrorType::TokenExpired, 401, "expired_key")
+    );
+}
+
+#[tokio::test]
+async fn an_expired_key_with_a_wrong_signature_is_told_signature_mismatch_not_that_it_expired() {
+    let w = world().await;
+    w.clock.advance(Duration::from_secs(2));
+    let req = signed(&w.expiring, "sk_not-the-secret", now_secs(&w));
+    assert_eq!(
+        refused(&w, &req, Permission::CredentialsRead).await,
+        (ErrorType::SignatureMismatch, 401, "signature_mismatch")
+    );
+}
+
+#[tokio::test]
+async fn a_key_stored_without_an_expiry_expires_ninety_days_after_its_creation() {
+    let w = world().await;
+    let req = signed(&w.legacy, &w.legacy.secret, now_secs(&w));
+    assert!(
+        w.verifier
+            .verify(&req.parts(), Permission::CredentialsRead)
+            .await
+            .is_ok(),
+        "89 days old: still valid"
+    );
+    w.clock.advance(Duration::from_secs(86_400));
+    let req = signed(&w.legacy, &w.legacy.secret, now_secs(&w));
+    assert_eq!(
+        refused(&w, &req, Permission::CredentialsRead).await,
+        (ErrorType::TokenExpired, 401, "expired_key")
+    );
+}
+
+#[tokio::test]
+async fn a_test_key_is_forbidden_on_a_live_stack_and_a_read_only_key_is_not() {
+    let w = world().await;
+    let req = signed(&w.test_key, &w.test_key.secret, now_secs(&w));
+    assert_eq!(
+        refused(&w, &req, Permission::CredentialsRead).await,
+        (ErrorType::Forbidden, 403, "wrong_environment")
+    );
+    let req = signed(&w.read_only, &w.read_only.secret, now_secs(&w));
+    assert!(
+        w.verifier
+            .verify(&req.parts(), Permission::CredentialsRead)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_caller_carries_its_family_and_only_the_permissions_its_type_grants() {
+    let w = world().await;
+    let req = signed(&w.read_only, &w.read_only.secret, now_secs(&w));
+    let caller = w
+        .verifier
+        .verify(&req.parts(), Permission::CredentialsRead)
+        .await
+        .unwrap();
+    assert_eq!(
+        caller.family.as_str(),
+        w.read_only.id.as_str(),
+        "no owner: itself"
+    );
+    assert!(caller.may(Permission::CredentialsRead));
+    assert!(
+        !caller.may(Permission::CredentialsWrite),
+        "a read_only key's write permission is not granted"
+    );
+}

@@ -162,3 +162,40 @@ async fn each_bad_request_gets_its_documented_answer() {
         assert!(!text.contains(&key.secret), "a secret reached the logs");
     }
 }
+
+#[tokio::test]
+async fn every_attempt_is_one_audit_line_with_its_outcome_key_route_and_source_and_no_secret() {
+    let w = world().await;
+    let good = signed(&w.live, &w.live.secret, now_secs(&w));
+    let bad = signed(&w.live, "sk_wrong", now_secs(&w));
+    let (logs, dispatch) = LogCapture::new("issue");
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    w.verifier
+        .verify(&good.parts(), Permission::CredentialsWrite)
+        .await
+        .unwrap();
+    refused(&w, &bad, Permission::CredentialsWrite).await;
+    let audit: Vec<serde_json::Value> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l["audit"] == "authentication")
+        .collect();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    for (line, outcome) in audit.iter().zip(["accepted", "refused"]) {
+        assert_eq!(line["outcome"], outcome, "{line}");
+        assert_eq!(line["key_id"], w.live.id.as_str());
+        assert_eq!(
+            line["route"], "POST /v1/credentials",
+            "no query string: {line}"
+        );
+        assert_eq!(line["source_ip"], "198.51.100.7");
+    }
+    assert_eq!(audit[0]["level"], "INFO");
+    assert_eq!(audit[1]["reason"], "signature_mismatch");
+    let text = logs.text();
+    assert!(!text.contains(&w.live.secret), "a secret reached the logs");
+    assert!(
+        !text.contains(&good.signature),
+        "a signature reached the logs"
+    );
+}

@@ -104,7 +104,7 @@ pub async fn create(req: &Request, deps: &IssueDeps) -> Result<Response<Body>, A
     let id = IssuanceId::derive(&caller_id, key.as_str());
     match issue(
         &id,
-        &caller_id,
+        &caller,
         body,
         program,
         &lease,

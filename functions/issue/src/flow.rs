@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lambda_http::{Body, Response};
 use serde_json::{Map, Value, json};
+use shared::auth::Caller;
 use shared::clock::Timestamp;
 use shared::ecies::{PublicKey, encrypt};
 use shared::error::{ApiError, ErrorType};
@@ -93,7 +94,7 @@ enum Start {
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn issue(
     id: &IssuanceId,
-    caller: &str,
+    caller: &Caller,
     body: IssueBody,
     program: &Program,
     lease: &Lease,
@@ -155,7 +156,8 @@ pub(crate) async fn issue(
                 .map_err(|e| internal("cannot seal the user", e))?;
             let issuance = Issuance {
                 issuance_id: id.clone(),
-                caller: caller.to_owned(),
+                caller: caller.key_id.as_str().to_owned(),
+                owner: Some(caller.family.clone()),
                 program_id: program.id.clone(),
                 user_hash: user_hash.clone(),
                 user: sealed,

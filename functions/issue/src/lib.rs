@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use shared::auth::{RequestVerifier, SecretApiKeys};
+use shared::auth::{RequestVerifier, SecretApiKeys, StackEnvironment};
 use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::error::{ApiError, ErrorType};
@@ -61,6 +61,9 @@ pub struct IssueConfig {
     pub keys: KeyConfig,
     /// The platform (`PLATFORM_BASE_URL`, timeouts, retries).
     pub platform: PlatformConfig,
+    /// `STACK_ENVIRONMENT` (`live` or `test`, default `live`): the key type accepted besides
+    /// `read_only`.
+    pub environment: StackEnvironment,
 }
 
 impl IssueConfig {
@@ -102,6 +105,7 @@ impl IssueConfig {
             idempotency_window: r.seconds("IDEMPOTENCY_WINDOW_SECONDS", 86_400, 60, 7 * 86_400)?,
             max_body_bytes: r.parsed_or("MAX_BODY_BYTES", 6 * 1024 * 1024)?,
             default_lease: Duration::from_secs(30),
+            environment: StackEnvironment::from_env(r)?,
         })
     }
 
@@ -189,6 +193,7 @@ impl IssueDeps {
         let verifier = RequestVerifier::new(
             Arc::new(api_keys),
             Arc::clone(&store),
+            config.environment,
             clock.clone(),
             recorder.clone(),
         );

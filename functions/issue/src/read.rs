@@ -1,4 +1,5 @@
-//! `GET /v1/credentials/{id}`: where an issuance stands.
+//! `GET /v1/credentials/{id}`: where an issuance stands, for a key of the family that created it
+//! (any other caller gets `404 not_found`, the same as for an id that does not exist).
 
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -13,7 +14,8 @@ use crate::IssueDeps;
 /// Handles `GET /v1/credentials/{id}`.
 pub async fn read(req: &Request, id: &str, deps: &IssueDeps) -> Result<Response<Body>, ApiError> {
     let pq = path_and_query(req);
-    deps.verifier
+    let caller = deps
+        .verifier
         .verify(&signed_parts(req, &pq), Permission::CredentialsRead)
         .await
         .map_err(|f| f.to_api_error())?;
@@ -33,6 +35,10 @@ pub async fn read(req: &Request, id: &str, deps: &IssueDeps) -> Result<Response<
         tracing::error!(error = %e, "unreadable issuance record");
         ApiError::internal()
     })?;
+    // Another family's issuance does not exist, as far as this caller can tell.
+    if !issuance.readable_by(&caller.family) {
+        return Err(not_found());
+    }
     let now = deps.clock.now();
     let ts = |t: Option<shared::clock::Timestamp>| t.map(|t| t.to_rfc3339());
     Ok(Reply::json(

@@ -440,6 +440,75 @@ async fn the_status_route_reports_the_issuance() {
     assert_eq!(s, 404);
 }
 
+#[tokio::test]
+async fn a_key_of_another_family_cannot_tell_an_issuance_exists() {
+    let w = world(&[]).await;
+    let (_, a, _) = w
+        .send(w.post(&w.writer, Some("o-1"), &body("kyc-basic", "m@example.com")))
+        .await;
+    let path = format!("/v1/credentials/{}", a["issuanceId"].as_str().unwrap());
+    let (s, theirs, _) = w
+        .send(w.signed(&w.outsider, Method::GET, &path, Vec::new()))
+        .await;
+    assert_eq!(s, 404, "{theirs}");
+    let unknown = IssuanceId::derive("nobody", "nothing");
+    let (_, none, _) = w
+        .send(w.signed(
+            &w.outsider,
+            Method::GET,
+            &format!("/v1/credentials/{}", unknown.as_str()),
+            Vec::new(),
+        ))
+        .await;
+    assert_eq!(
+        theirs, none,
+        "the same answer as for an id that does not exist"
+    );
+    let (s, v, _) = w
+        .send(w.signed(&w.reader, Method::GET, &path, Vec::new()))
+        .await;
+    assert_eq!(s, 200, "a key of the same family reads it: {v}");
+}
+
+#[tokio::test]
+async fn a_test_key_is_forbidden_on_a_live_stack() {
+    let w = world(&[]).await;
+    let (s, a, _) = w
+        .send(w.post(
+            &w.test_key,
+            Some("t-1"),
+            &body("kyc-basic", "n@example.com"),
+        ))
+        .await;
+    assert_eq!(
+        (s, a["errorType"].as_str()),
+        (403, Some("forbidden")),
+        "{a}"
+    );
+    assert_eq!(w.issue_calls().len(), 0);
+}
+
+#[tokio::test]
+async fn a_test_stack_takes_test_keys_and_refuses_live_ones() {
+    let w = world(&[("STACK_ENVIRONMENT", "test")]).await;
+    let (s, a, _) = w
+        .send(w.post(
+            &w.test_key,
+            Some("t-2"),
+            &body("kyc-basic", "o@example.com"),
+        ))
+        .await;
+    assert_eq!(s, 202, "{a}");
+    let (s, a, _) = w
+        .send(w.post(&w.writer, Some("t-3"), &body("kyc-basic", "p@example.com")))
+        .await;
+    assert_eq!(
+        (s, a["errorType"].as_str()),
+        (403, Some("forbidden")),
+        "{a}"
+    );
+}
+
 fn event(name: &str) -> lambda_http::Request {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
     lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -11,12 +11,12 @@ use serde_json::json;
 use shared::apigw::ApiGatewayRequest;
 use shared::clock::{SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
+use shared::keys::KeySetStore;
 use shared::keys::policy::plan;
-use shared::keys::{KeySetStore, SecretKeySet};
 use shared::secrets::file::FileSecrets;
 use shared::secrets::{CountingSource, SecretWriter};
 use shared::telemetry::Recorder;
-use token_mint::{MintConfig, MintDeps, handle};
+use token_mint::{MintConfig, MintDeps, MintPorts, handle};
 
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -27,7 +27,8 @@ fn main() {
         let clock: SharedClock = Arc::new(SystemClock);
         let dir = tempfile::tempdir().unwrap();
         let files = FileSecrets::open(dir.path(), clock.clone()).unwrap();
-        let env = MapEnv::from_pairs([("PARTNER_ID", "bench")]);
+        // The benchmark mints `issue` on the user route, the costliest token, so it enables it.
+        let env = MapEnv::from_pairs([("PARTNER_ID", "bench"), ("USER_ISSUE_TOKENS", "true")]);
         let config = MintConfig::from_env(&EnvReader::new(&env)).unwrap();
         let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
         let store = KeySetStore::new(writer, config.keys.secret_name.clone());
@@ -35,15 +36,16 @@ fn main() {
         let (set, _) = plan(&loaded.set, clock.now(), &config.keys.policy).unwrap();
         store.save(&loaded, &set).await.unwrap();
         let reads = CountingSource::new(files);
-        let keys = SecretKeySet::new(reads.clone(), config.keys.secret_name.clone(), config.keys.timings, clock.clone());
-        let deps = MintDeps {
+        let deps = MintDeps::build(
             config,
-            keys: Arc::new(keys),
-            server_auth: None,
-            recorder: Recorder::new("Bench", "token-mint", Arc::new(shared::telemetry::StdoutSink), clock.clone()),
-            clock,
-        };
-        let claims = [("sub", "bench-user"), ("email", "bench@example.com"), ("amr", "[pwd mfa]")]
+            MintPorts {
+                secrets: Arc::new(reads.clone()),
+                replay: None,
+                recorder: Recorder::new("Bench", "token-mint", Arc::new(shared::telemetry::StdoutSink), clock.clone()),
+                clock,
+            },
+        );
+        let claims = [("sub", "bench-user"), ("email", "bench@example.com"), ("email_verified", "true"), ("amr", "[pwd mfa]")]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect::<std::collections::HashMap<_, _>>();

@@ -6,20 +6,39 @@
 //! "amr"}}` on the server route. Answer: `{"token", "expiresAt", "kid"}` with `no-store`.
 //! A scope outside the configured allow-list is refused; a high-value scope (`issue` by default)
 //! needs multi-factor evidence in `amr` (`mfa`, `otp` or `hwk`), else `403 mfa_required`.
+//!
+//! **The `issue` scope.** A Partner JWT of scope `issue` lets its holder call the platform's
+//! issue-on-behalf directly, with any `credentialSubject`: past this bundle's schema checks,
+//! idempotency and issuance records. So by default the user route never mints it
+//! (`USER_ISSUE_TOKENS=false`: `403 forbidden`), and the server route mints it only for a key that
+//! holds `tokens:mint-issue` besides `tokens:mint`. A partner whose browser code must call the
+//! platform itself sets `USER_ISSUE_TOKENS=true` and accepts that trade-off.
+//!
+//! **E-mail.** The user route takes the e-mail from the `EMAIL_CLAIM` claim (default `email`) and
+//! trusts it only when `EMAIL_VERIFIED_CLAIM` (default `email_verified`) is `true`
+//! (`REQUIRE_VERIFIED_EMAIL`, default `true`); an unverified address gets `403 forbidden`, with
+//! the reason logged. Several identity providers let a user set any address on their profile.
+//!
+//! Every attempt is logged for audit (outcome, reason, key id, route, source address).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
-use shared::auth::request::{claim_list, json_body, jwt_claims, path_and_query, signed_parts};
-use shared::auth::{Permission, RequestVerifier, has_mfa};
+use shared::auth::request::{
+    claim_list, json_body, jwt_claims, path_and_query, signed_parts, source_ip,
+};
+use shared::auth::{Caller, Permission, RequestVerifier, SecretApiKeys, StackEnvironment, has_mfa};
 use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::error::{ApiError, ErrorType};
 use shared::http::Reply;
-use shared::keys::{KeyConfig, KeySetSource, MintError, PartnerId, Scope, TokenRequest};
-use shared::secrets::SecretName;
+use shared::keys::{
+    KeyConfig, KeySetSource, MintError, PartnerId, Scope, SecretKeySet, TokenRequest,
+};
+use shared::secrets::{SecretName, SecretSource};
+use shared::store::RecordStore;
 use shared::telemetry::Recorder;
 
 /// The largest body the route accepts.
@@ -38,9 +57,24 @@ pub struct MintConfig {
     pub mfa_scopes: Vec<Scope>,
     /// `API_KEYS_SECRET_NAME` (default `partner-bundle/api-keys`).
     pub api_keys_secret: SecretName,
+    /// `API_KEYS_CACHE_SECONDS` (default 60, 0–300): how long a container keeps the API-key
+    /// registry, hence how soon a revoked key stops working.
+    pub api_keys_ttl: std::time::Duration,
     /// `TABLE_NAME`: the replay cache for the server route. Unset on the user-route deployment,
     /// which then has no table access at all and refuses API-key callers.
     pub table_name: Option<String>,
+    /// `STACK_ENVIRONMENT` (`live` or `test`, default `live`): the key type the server route
+    /// accepts besides `read_only`.
+    pub environment: StackEnvironment,
+    /// `USER_ISSUE_TOKENS` (default `false`): whether the user route mints the `issue` scope.
+    pub user_issue_tokens: bool,
+    /// `EMAIL_CLAIM` (default `email`): the identity token's claim holding the e-mail.
+    pub email_claim: String,
+    /// `EMAIL_VERIFIED_CLAIM` (default `email_verified`): the claim saying it was verified.
+    pub email_verified_claim: String,
+    /// `REQUIRE_VERIFIED_EMAIL` (default `true`): refuse an e-mail whose verified claim is not
+    /// `true`.
+    pub require_verified_email: bool,
 }
 
 fn scopes(r: &EnvReader<'_>, var: &str, default: &str) -> Result<Vec<Scope>, ConfigError> {
@@ -70,8 +104,71 @@ impl MintConfig {
             mfa_scopes,
             api_keys_secret: SecretName::new(&api_keys)
                 .map_err(|e| ConfigError::new("API_KEYS_SECRET_NAME", e.to_string()))?,
+            api_keys_ttl: r.seconds("API_KEYS_CACHE_SECONDS", 60, 0, 300)?,
             table_name: r.optional("TABLE_NAME"),
+            environment: StackEnvironment::from_env(r)?,
+            user_issue_tokens: r.flag("USER_ISSUE_TOKENS", false)?,
+            email_claim: r
+                .optional("EMAIL_CLAIM")
+                .unwrap_or_else(|| "email".to_owned()),
+            email_verified_claim: r
+                .optional("EMAIL_VERIFIED_CLAIM")
+                .unwrap_or_else(|| "email_verified".to_owned()),
+            require_verified_email: r.flag("REQUIRE_VERIFIED_EMAIL", true)?,
         })
+    }
+}
+
+/// What the function runs on: the ports its adapters implement, and its telemetry.
+pub struct MintPorts {
+    /// The signing keys and the API-key registry.
+    pub secrets: Arc<dyn SecretSource>,
+    /// The server route's replay cache; `None` where only the user route is deployed.
+    pub replay: Option<Arc<dyn RecordStore>>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Metrics.
+    pub recorder: Recorder,
+}
+
+impl MintDeps {
+    /// The function's dependencies, built once per container: the one wiring the Lambda `main`,
+    /// the devstack and the tests use. The server route is enabled when `ports.replay` is given.
+    pub fn build(config: MintConfig, ports: MintPorts) -> Self {
+        let MintPorts {
+            secrets,
+            replay,
+            clock,
+            recorder,
+        } = ports;
+        let keys = SecretKeySet::new(
+            Arc::clone(&secrets),
+            config.keys.secret_name.clone(),
+            config.keys.timings,
+            clock.clone(),
+        );
+        let server_auth = replay.map(|replay| {
+            let api_keys = SecretApiKeys::new(
+                secrets,
+                config.api_keys_secret.clone(),
+                config.api_keys_ttl,
+                clock.clone(),
+            );
+            RequestVerifier::new(
+                Arc::new(api_keys),
+                replay,
+                config.environment,
+                clock.clone(),
+                recorder.clone(),
+            )
+        });
+        Self {
+            config,
+            keys: Arc::new(keys),
+            server_auth,
+            clock,
+            recorder,
+        }
     }
 }
 
@@ -135,15 +232,16 @@ async fn mint(req: &Request, deps: &MintDeps) -> Result<Response<Body>, ApiError
     if req.method() != lambda_http::http::Method::POST {
         return Err(ApiError::new(ErrorType::MethodNotAllowed, "use POST"));
     }
+    let attempt = Attempt::of(req, deps);
     // Authenticate before reading the body: the user from the authorizer's claims, or the
     // server caller from its signature (which covers the raw body).
-    let user = authenticate(req, deps).await?;
-    let server_key = match user {
+    let user = authenticate(req, &attempt)?;
+    let server = match user {
         Some(_) => None,
-        None => Some(verify_server(req, deps).await?),
+        None => Some(verify_server(req, &attempt).await?),
     };
     let body: MintBody = json_body(req, MAX_BODY_BYTES)?;
-    let subject = match (user, server_key, body.user) {
+    let subject = match (user, &server, body.user) {
         (Some(s), _, None) => s,
         (Some(_), _, Some(_)) => {
             return Err(ApiError::new(
@@ -151,15 +249,17 @@ async fn mint(req: &Request, deps: &MintDeps) -> Result<Response<Body>, ApiError
                 "user is taken from the identity token on this route",
             ));
         }
-        (None, key_id, user) => server_subject(key_id, user)?,
+        (None, caller, user) => server_subject(caller.as_ref().map(|c| &c.key_id), user)?,
     };
     let scope = Scope::new(&body.scope)
         .ok()
         .filter(|s| deps.config.allowed_scopes.contains(s))
         .ok_or_else(|| ApiError::new(ErrorType::ValidationFailed, "scope is not allowed"))?;
+    if scope.as_str() == Scope::ISSUE {
+        may_mint_issue(server.as_ref(), &attempt)?;
+    }
     if deps.config.mfa_scopes.contains(&scope) && !has_mfa(&subject.amr) {
-        deps.recorder
-            .auth_failure("mfa_required", subject.key_id.as_deref(), None);
+        attempt.refused("mfa_required", subject.key_id.as_deref());
         return Err(ApiError::new(
             ErrorType::MfaRequired,
             format!(
@@ -218,9 +318,55 @@ async fn mint(req: &Request, deps: &MintDeps) -> Result<Response<Body>, ApiError
     .build())
 }
 
+/// One request's authentication attempt: where it came from, for the audit lines.
+struct Attempt<'a> {
+    deps: &'a MintDeps,
+    route: String,
+    source_ip: Option<String>,
+}
+
+impl<'a> Attempt<'a> {
+    fn of(req: &Request, deps: &'a MintDeps) -> Self {
+        Self {
+            deps,
+            route: format!("{} {}", req.method(), req.uri().path()),
+            source_ip: source_ip(req).map(|ip| ip.to_string()),
+        }
+    }
+
+    fn refused(&self, reason: &str, key_id: Option<&str>) {
+        self.deps
+            .recorder
+            .auth_failure(reason, key_id, &self.route, self.source_ip.as_deref());
+    }
+}
+
+/// Whether this caller may be given an `issue` token (see the module documentation).
+fn may_mint_issue(server: Option<&Caller>, attempt: &Attempt<'_>) -> Result<(), ApiError> {
+    match server {
+        None if attempt.deps.config.user_issue_tokens => Ok(()),
+        None => {
+            attempt.refused("issue_scope_on_user_route", None);
+            Err(ApiError::new(
+                ErrorType::Forbidden,
+                "this route does not mint the issue scope; issuance goes through POST /v1/credentials",
+            ))
+        }
+        Some(caller) if caller.may(Permission::TokensMintIssue) => Ok(()),
+        Some(caller) => {
+            attempt.refused("missing_permission", Some(caller.key_id.as_str()));
+            Err(ApiError::new(
+                ErrorType::Forbidden,
+                "the key lacks the tokens:mint-issue permission",
+            ))
+        }
+    }
+}
+
 /// The user from the JWT authorizer's claims, if the route has the authorizer; `None` means the
 /// request came without claims and must be a server call.
-async fn authenticate(req: &Request, deps: &MintDeps) -> Result<Option<Subject>, ApiError> {
+fn authenticate(req: &Request, attempt: &Attempt<'_>) -> Result<Option<Subject>, ApiError> {
+    let config = &attempt.deps.config;
     let Some(claims) = jwt_claims(req) else {
         if req
             .headers()
@@ -228,47 +374,64 @@ async fn authenticate(req: &Request, deps: &MintDeps) -> Result<Option<Subject>,
         {
             return Ok(None);
         }
-        deps.recorder
-            .auth_failure("no_authorizer_claims", None, None);
+        attempt.refused("no_authorizer_claims", None);
         return Err(ApiError::new(
             ErrorType::Unauthorized,
             "authentication required",
         ));
     };
     if claims.get("sub").is_none_or(|s| s.is_empty()) {
-        deps.recorder.auth_failure("no_subject_claim", None, None);
+        attempt.refused("no_subject_claim", None);
         return Err(ApiError::new(
             ErrorType::Unauthorized,
             "the identity token has no subject",
         ));
     }
+    let email = claims.get(&config.email_claim).filter(|e| !e.is_empty());
+    if email.is_some()
+        && config.require_verified_email
+        && claims.get(&config.email_verified_claim).map(String::as_str) != Some("true")
+    {
+        attempt.refused("email_not_verified", None);
+        return Err(ApiError::new(
+            ErrorType::Forbidden,
+            "the identity token's e-mail address is not verified",
+        ));
+    }
+    attempt.deps.recorder.auth_success(
+        "user_token",
+        None,
+        &attempt.route,
+        attempt.source_ip.as_deref(),
+    );
     Ok(Some(Subject {
         sub: claims.get("sub").cloned(),
-        email: claims.get("email").cloned(),
+        email: email.cloned(),
         amr: claims.get("amr").map(|a| claim_list(a)).unwrap_or_default(),
         via: "user",
         key_id: None,
     }))
 }
 
-async fn verify_server(req: &Request, deps: &MintDeps) -> Result<String, ApiError> {
-    let Some(verifier) = &deps.server_auth else {
-        deps.recorder
-            .auth_failure("server_route_disabled", None, None);
+async fn verify_server(req: &Request, attempt: &Attempt<'_>) -> Result<Caller, ApiError> {
+    let Some(verifier) = &attempt.deps.server_auth else {
+        attempt.refused("server_route_disabled", None);
         return Err(ApiError::new(
             ErrorType::Unauthorized,
             "API-key minting is not enabled on this route",
         ));
     };
     let pq = path_and_query(req);
-    let caller = verifier
+    verifier
         .verify(&signed_parts(req, &pq), Permission::TokensMint)
         .await
-        .map_err(|f| f.to_api_error())?;
-    Ok(caller.key_id.as_str().to_owned())
+        .map_err(|f| f.to_api_error())
 }
 
-fn server_subject(key_id: Option<String>, user: Option<ServerUser>) -> Result<Subject, ApiError> {
+fn server_subject(
+    key_id: Option<&shared::auth::AccessKeyId>,
+    user: Option<ServerUser>,
+) -> Result<Subject, ApiError> {
     let user = user.ok_or_else(|| {
         ApiError::new(
             ErrorType::ValidationFailed,
@@ -286,6 +449,6 @@ fn server_subject(key_id: Option<String>, user: Option<ServerUser>) -> Result<Su
         email: user.email,
         amr: user.amr,
         via: "server",
-        key_id,
+        key_id: key_id.map(|k| k.as_str().to_owned()),
     })
 }

@@ -14,7 +14,7 @@ use token_mint::handle;
 
 #[tokio::test]
 async fn bad_requests_get_their_documented_answers_and_nothing_secret_is_logged() {
-    let w = world(false).await;
+    let w = world_with(false, &[("USER_ISSUE_TOKENS", "true")]).await;
     let (logs, dispatch) = LogCapture::new("token-mint");
     let _g = tracing::dispatcher::set_default(&dispatch);
     let cases: Vec<(&str, ApiGatewayRequest, u16, &str)> = vec![
@@ -130,4 +130,75 @@ async fn bad_requests_get_their_documented_answers_and_nothing_secret_is_logged(
             .any(|l| l["reason"] == "no_authorizer_claims")
     );
     assert!(logs.lines().iter().any(|l| l["reason"] == "mfa_required"));
+}
+
+#[tokio::test]
+async fn mint_refusals_and_acceptances_are_audit_lines_with_the_real_source_address() {
+    let w = world(false).await;
+    let (logs, dispatch) = LogCapture::new("token-mint");
+    let _g = tracing::dispatcher::set_default(&dispatch);
+    let refused = handle(
+        ApiGatewayRequest::new(Method::POST, "/v1/partner-tokens")
+            .json(&json!({"scope": "session"}))
+            .source_ip("192.0.2.44")
+            .build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(refused.status(), 401);
+    let unverified = handle(
+        ApiGatewayRequest::new(Method::POST, "/v1/partner-tokens")
+            .json(&json!({"scope": "session"}))
+            .claims(claims(&[("sub", "u"), ("email", "kim@example.com")]))
+            .source_ip("192.0.2.45")
+            .build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(unverified.status(), 403);
+    let accepted = handle(
+        user_request(&json!({"scope": "session"}), "[pwd]")
+            .source_ip("192.0.2.46")
+            .build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(accepted.status(), 200);
+    let audit: Vec<serde_json::Value> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l["audit"] == "authentication")
+        .collect();
+    let seen: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .map(|l| {
+            (
+                l["outcome"].as_str().unwrap(),
+                l["reason"].as_str().unwrap_or("-"),
+                l["source_ip"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("refused", "no_authorizer_claims", "192.0.2.44"),
+            ("refused", "email_not_verified", "192.0.2.45"),
+            ("accepted", "-", "192.0.2.46"),
+        ]
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|l| l["route"] == "POST /v1/partner-tokens")
+    );
+    let text = logs.text();
+    assert!(
+        !text.contains("kim@example.com"),
+        "an e-mail address in the logs"
+    );
+    assert!(
+        !text.contains("erin@example.com"),
+        "an e-mail address in the logs"
+    );
 }

@@ -14,8 +14,8 @@ use shared::config::{EnvReader, MapEnv};
 use token_mint::{MintConfig, handle};
 
 #[tokio::test]
-async fn a_user_with_mfa_gets_a_short_lived_issue_token_signed_with_the_active_key() {
-    let w = world(false).await;
+async fn a_user_with_mfa_gets_a_short_lived_issue_token_where_the_user_route_may_mint_issue() {
+    let w = world_with(false, &[("USER_ISSUE_TOKENS", "true")]).await;
     let r = handle(
         user_request(&json!({"scope": "issue"}), "[pwd mfa]").build(),
         &w.deps,
@@ -68,7 +68,7 @@ fn a_configured_lifetime_above_300_seconds_fails_at_start_naming_the_variable() 
 
 #[tokio::test]
 async fn warm_invocations_read_no_secret_until_the_cache_ttl_has_passed() {
-    let w = world(false).await;
+    let w = world_with(false, &[("USER_ISSUE_TOKENS", "true")]).await;
     for _ in 0..20 {
         let r = handle(
             user_request(&json!({"scope": "issue"}), "[mfa]").build(),
@@ -119,7 +119,7 @@ fn server_request(w: &World, body: &Value, permission_key: &ApiKey) -> ApiGatewa
 async fn a_server_caller_mints_for_its_own_user_once_per_signature() {
     let w = world(true).await;
     let body = json!({"scope": "issue", "user": {"sub": "u-9", "email": "fay@example.com", "amr": ["otp"]}});
-    let req = server_request(&w, &body, &w.server_key);
+    let req = server_request(&w, &body, &w.issue_minter);
     let r = handle(req.clone().build(), &w.deps).await;
     assert_eq!(r.status(), 200, "{:?}", r.body());
     let claims = decode(&w, body_json(&r)["token"].as_str().unwrap());
@@ -134,7 +134,7 @@ async fn a_server_caller_mints_for_its_own_user_once_per_signature() {
 async fn a_server_caller_still_needs_mfa_evidence_for_issue() {
     let w = world(true).await;
     let body = json!({"scope": "issue", "user": {"email": "gil@example.com", "amr": ["pwd"]}});
-    let r = handle(server_request(&w, &body, &w.server_key).build(), &w.deps).await;
+    let r = handle(server_request(&w, &body, &w.issue_minter).build(), &w.deps).await;
     assert_eq!(r.status(), 403);
     assert_eq!(body_json(&r)["errorType"], "mfa_required");
 }
@@ -173,4 +173,106 @@ async fn the_sample_events_get_the_answers_they_are_named_for() {
     let r = handle(event("token-mint-no-mfa.json"), &w.deps).await;
     assert_eq!(r.status(), 403);
     assert_eq!(body_json(&r)["errorType"], "mfa_required");
+}
+
+#[tokio::test]
+async fn by_default_the_user_route_never_mints_the_issue_scope_even_with_mfa() {
+    let w = world(false).await;
+    let r = handle(
+        user_request(&json!({"scope": "issue"}), "[pwd mfa]").build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(r.status(), 403, "{:?}", r.body());
+    assert_eq!(body_json(&r)["errorType"], "forbidden");
+    assert_eq!(w.metrics.total("TokensMinted"), 0.0);
+    assert_eq!(w.metrics.total("AuthFailures"), 1.0);
+    let r = handle(
+        user_request(&json!({"scope": "session"}), "[pwd mfa]").build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(r.status(), 200, "other scopes are still minted");
+}
+
+#[tokio::test]
+async fn a_server_key_with_tokens_mint_alone_mints_session_but_not_issue() {
+    let w = world(true).await;
+    let body = json!({"scope": "issue", "user": {"email": "hal@example.com", "amr": ["otp"]}});
+    let r = handle(server_request(&w, &body, &w.server_key).build(), &w.deps).await;
+    assert_eq!(r.status(), 403, "{:?}", r.body());
+    assert_eq!(body_json(&r)["errorType"], "forbidden");
+    let body = json!({"scope": "session", "user": {"sub": "u-1"}});
+    let r = handle(server_request(&w, &body, &w.server_key).build(), &w.deps).await;
+    assert_eq!(r.status(), 200, "{:?}", r.body());
+}
+
+fn user_with(claims_pairs: &[(&str, &str)]) -> ApiGatewayRequest {
+    ApiGatewayRequest::new(Method::POST, "/v1/partner-tokens")
+        .json(&json!({"scope": "session"}))
+        .claims(claims(claims_pairs))
+}
+
+#[tokio::test]
+async fn an_unverified_or_unconfirmed_email_is_forbidden_on_the_user_route() {
+    let w = world(false).await;
+    for verified in [Some("false"), None, Some("True"), Some("")] {
+        let mut pairs = vec![("sub", "u-2"), ("email", "mallory@example.com")];
+        if let Some(v) = verified {
+            pairs.push(("email_verified", v));
+        }
+        let r = handle(user_with(&pairs).build(), &w.deps).await;
+        assert_eq!(
+            r.status(),
+            403,
+            "email_verified {verified:?}: {:?}",
+            r.body()
+        );
+        assert_eq!(body_json(&r)["errorType"], "forbidden");
+    }
+    let r = handle(user_with(&[("sub", "u-3")]).build(), &w.deps).await;
+    assert_eq!(r.status(), 200, "no e-mail at all: nothing to verify");
+    let claims = decode(&w, body_json(&r)["token"].as_str().unwrap());
+    assert!(claims.get("email").is_none());
+}
+
+#[tokio::test]
+async fn the_email_claim_names_are_configurable_and_the_check_can_be_turned_off() {
+    let w = world_with(
+        false,
+        &[("EMAIL_CLAIM", "mail"), ("EMAIL_VERIFIED_CLAIM", "mail_ok")],
+    )
+    .await;
+    let r = handle(
+        user_with(&[
+            ("sub", "u"),
+            ("mail", "ivy@example.com"),
+            ("mail_ok", "true"),
+        ])
+        .build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{:?}", r.body());
+    let claims = decode(&w, body_json(&r)["token"].as_str().unwrap());
+    assert_eq!(claims["email"], "ivy@example.com");
+    let r = handle(
+        user_with(&[
+            ("sub", "u"),
+            ("mail", "ivy@example.com"),
+            ("email_verified", "true"),
+        ])
+        .build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(r.status(), 403, "the default claim name no longer counts");
+
+    let w = world_with(false, &[("REQUIRE_VERIFIED_EMAIL", "false")]).await;
+    let r = handle(
+        user_with(&[("sub", "u"), ("email", "jo@example.com")]).build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{:?}", r.body());
 }

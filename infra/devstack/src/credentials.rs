@@ -80,17 +80,8 @@ pub async fn ensure(
             serde_json::from_str(&text).map_err(|_| CredentialsError::Corrupt(path.clone()))?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = ApiKey::generate(
-                KeyType::Test,
-                vec![
-                    Permission::CredentialsWrite,
-                    Permission::CredentialsRead,
-                    Permission::TokensMint,
-                ],
-                vec![],
-                DEV_KEY_LABEL,
-                now,
-            );
+            let key =
+                ApiKey::generate(KeyType::Test, dev_permissions(), vec![], DEV_KEY_LABEL, now);
             let mut raw = [0u8; 32];
             rand_core::OsRng.fill_bytes(&mut raw);
             let creds = DevCredentials {
@@ -158,23 +149,13 @@ async fn register(
         .keys
         .iter()
         .find(|k| k.id.as_str() == creds.api_key.id && k.secret == creds.api_key.secret);
-    match known.map(|k| k.status) {
-        Some(KeyStatus::Active) => return Ok(()),
-        // Revoked by an operator: respect it and issue a new dev key (the revoked entry stays
-        // in the registry for the audit trail).
-        Some(KeyStatus::Revoked) | None => {}
+    match known.map(|k| (k.status, k.is_expired(now))) {
+        Some((KeyStatus::Active, false)) => return Ok(()),
+        // Revoked by an operator, or expired: issue a new dev key (the old entry stays in the
+        // registry for the audit trail).
+        Some((KeyStatus::Active, true) | (KeyStatus::Revoked, _)) | None => {}
     }
-    let key = ApiKey::generate(
-        KeyType::Test,
-        vec![
-            Permission::CredentialsWrite,
-            Permission::CredentialsRead,
-            Permission::TokensMint,
-        ],
-        vec![],
-        DEV_KEY_LABEL,
-        now,
-    );
+    let key = ApiKey::generate(KeyType::Test, dev_permissions(), vec![], DEV_KEY_LABEL, now);
     if known.is_some() {
         creds.api_key = DevApiKey {
             id: key.id.as_str().to_owned(),
@@ -193,6 +174,17 @@ async fn register(
     }
     registry.keys.push(key);
     save(&registry, secrets, name, current).await
+}
+
+/// What the dev key may do: everything, `tokens:mint-issue` included (a deployment grants that
+/// one only to the services that need it).
+fn dev_permissions() -> Vec<Permission> {
+    vec![
+        Permission::CredentialsWrite,
+        Permission::CredentialsRead,
+        Permission::TokensMint,
+        Permission::TokensMintIssue,
+    ]
 }
 
 async fn save(

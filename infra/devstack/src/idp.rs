@@ -1,6 +1,6 @@
 //! A local identity provider and the emulated API Gateway JWT authorizer.
 //!
-//! `POST /dev/login {"sub", "email", "mfa"}` answers `{"idToken"}`: an HS256 token signed with a
+//! `POST /dev/login {"sub", "email", "mfa", "emailVerified"}` answers `{"idToken"}`: an HS256 token signed with a
 //! key made at start (never stored). The authorizer does what API Gateway's JWT authorizer does on
 //! the mint route: it verifies the bearer token (signature, issuer, audience, expiry) and passes the
 //! claims to the handler as strings (lists as `[a b]`), or answers `401 {"message":"Unauthorized"}`
@@ -46,6 +46,14 @@ pub struct Login {
     /// Whether the user passed a second factor.
     #[serde(default)]
     pub mfa: bool,
+    /// Whether the e-mail address is verified (default `true`; `false` to try the mint's
+    /// refusal of unverified addresses).
+    #[serde(default = "verified_by_default", rename = "emailVerified")]
+    pub email_verified: bool,
+}
+
+fn verified_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,6 +63,8 @@ struct IdClaims {
     sub: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
     amr: Vec<String>,
     iat: i64,
     exp: i64,
@@ -86,6 +96,7 @@ impl DevIdp {
             aud: AUDIENCE.to_owned(),
             sub: login.sub.clone(),
             email: login.email.clone(),
+            email_verified: login.email.as_ref().map(|_| login.email_verified),
             amr,
             iat: now,
             exp: now + LIFETIME_SECS,
@@ -145,6 +156,7 @@ mod tests {
                     sub: "alice".into(),
                     email: Some("alice@example.com".into()),
                     mfa: true,
+                    email_verified: true,
                 },
                 now(),
             )
@@ -163,6 +175,7 @@ mod tests {
             sub: "bob".into(),
             email: None,
             mfa: false,
+            email_verified: true,
         };
         let foreign = other.login(&login, now()).unwrap();
         let expired = idp.login(&login, now() - 2 * LIFETIME_SECS).unwrap();

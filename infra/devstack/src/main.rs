@@ -69,7 +69,7 @@ async fn main() {
     eprintln!(
         "try:\n  curl -s {api}/healthz\n  curl -s {api}/.well-known/jwks.json\n  \
          TOKEN=$(curl -s -XPOST {api}/dev/login -d '{{\"sub\":\"alice\",\"email\":\"alice@example.com\",\"mfa\":true}}' | jq -r .idToken)\n  \
-         curl -s -XPOST {api}/v1/partner-tokens -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"scope\":\"issue\"}}'\n\
+         curl -s -XPOST {api}/v1/partner-tokens -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"scope\":\"session\"}}'\n\
          dev API key and webhook secret: {}",
         running.credentials.display()
     );

@@ -10,7 +10,6 @@ use issue::{IssueConfig, IssueDeps, IssuePorts};
 use jwks::{JwksConfig, JwksDeps};
 use key_rotation::{RotationConfig, RotationDeps};
 use serde_json::json;
-use shared::auth::{RequestVerifier, SecretApiKeys};
 use shared::clock::{SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
 use shared::keys::{JwksCache, KeySetSource, KeySetStore, SecretKeySet};
@@ -20,7 +19,7 @@ use shared::secrets::{SecretSource, SecretWriter};
 use shared::store::{DueRecords, RecordStore};
 use shared::telemetry::{MetricSink, Recorder};
 use status_poller::{PollerConfig, PollerDeps};
-use token_mint::{MintConfig, MintDeps};
+use token_mint::{MintConfig, MintDeps, MintPorts};
 
 use crate::credentials::{self, DevCredentials};
 use crate::idp::DevIdp;
@@ -84,6 +83,8 @@ pub fn handler_env(opts: &Options, platform_url: &str) -> MapEnv {
 pub const LOCAL_DEFAULTS: &[(&str, &str)] = &[
     ("KEY_SET_CACHE_SECONDS", "5"),
     ("API_KEYS_CACHE_SECONDS", "5"),
+    // The dev API key is a `test` key: the devstack is a test stack.
+    ("STACK_ENVIRONMENT", "test"),
 ];
 
 /// Sets each of [`LOCAL_DEFAULTS`] that `vars` does not set already.
@@ -181,26 +182,17 @@ impl Stack {
         )
         .await?;
 
-        let api_keys = SecretApiKeys::new(
-            Arc::clone(&secrets),
-            mint_config.api_keys_secret.clone(),
-            Duration::from_secs(5),
-            clock.clone(),
-        );
-        let server_auth = RequestVerifier::new(
-            Arc::new(api_keys),
-            Arc::clone(&store),
-            clock.clone(),
-            recorder("token-mint"),
-        );
-        let stack = Self {
-            mint: MintDeps {
-                config: mint_config,
-                keys: Arc::clone(&keys),
-                server_auth: Some(server_auth),
+        let mint = MintDeps::build(
+            mint_config,
+            MintPorts {
+                secrets: Arc::clone(&secrets) as Arc<dyn SecretSource>,
+                replay: Some(Arc::clone(&store)),
                 clock: clock.clone(),
                 recorder: recorder("token-mint"),
             },
+        );
+        let stack = Self {
+            mint,
             jwks: JwksDeps {
                 config: jwks_config,
                 keys: Arc::clone(&keys),

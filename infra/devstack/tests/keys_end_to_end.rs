@@ -51,7 +51,8 @@ async fn mint(api: &str, id_token: Option<&str>, scope: &str) -> (u16, Value) {
 async fn a_minted_token_verifies_with_pyjwt_through_the_devstack_jwks_and_the_platform_accepts_it()
 {
     let dir = tempfile::tempdir().unwrap();
-    let stack = common::start(dir.path());
+    // The user route mints `issue` only where the operator enabled it.
+    let stack = common::start_with_env(dir.path(), &[("USER_ISSUE_TOKENS", "true")]);
     let api = stack.api();
     let id_token = login(&api, true).await;
     let (status, body) = mint(&api, Some(&id_token), "issue").await;
@@ -134,14 +135,28 @@ async fn the_emulated_authorizer_and_the_mfa_rule_hold_on_the_mint_route() {
         .unwrap();
     assert_eq!(r.status(), 401, "a bad token: refused by the authorizer");
 
+    // By default the user route never mints `issue`, with or without MFA.
+    let with_mfa = login(&api, true).await;
+    let (status, body) = mint(&api, Some(&with_mfa), "issue").await;
+    assert_eq!(
+        (status, body["errorType"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    let no_mfa = login(&api, false).await;
+    let (status, _) = mint(&api, Some(&no_mfa), "session").await;
+    assert_eq!(status, 200);
+
+    // Where the operator enables it, `issue` still needs MFA.
+    let dir = tempfile::tempdir().unwrap();
+    let stack = common::start_with_env(dir.path(), &[("USER_ISSUE_TOKENS", "true")]);
+    let api = stack.api();
     let no_mfa = login(&api, false).await;
     let (status, body) = mint(&api, Some(&no_mfa), "issue").await;
     assert_eq!(
         (status, body["errorType"].as_str()),
         (403, Some("mfa_required"))
     );
-    let (status, _) = mint(&api, Some(&no_mfa), "session").await;
-    assert_eq!(status, 200);
 }
 
 #[tokio::test]

@@ -139,6 +139,8 @@ impl LocalWorld {
             .value("AWS::StackName", "partner-credential-bundle")
             .value("AWS::Region", "us-east-1")
             .value("PartnerId", self.partner_id.clone())
+            // The dev API key is a `test` key, as on the devstack.
+            .value("StackEnvironment", "test")
             .value("IdentityProviderIssuer", "https://idp.example.com")
             .value("IdentityProviderAudience", "partner-app")
             .value("IssuerDid", format!("did:air:id:test:{}", self.partner_id))

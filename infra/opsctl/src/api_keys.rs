@@ -17,7 +17,8 @@ use clap::{Subcommand, ValueEnum};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use shared::auth::{
-    AccessKeyId, ApiKey, ApiKeyRegistry, DEFAULT_API_KEYS_SECRET, KeyStatus, KeyType, Permission,
+    AccessKeyId, ApiKey, ApiKeyRegistry, DEFAULT_API_KEYS_SECRET, DEFAULT_KEY_LIFETIME, KeyOwner,
+    KeyStatus, KeyType, MAX_KEY_LIFETIME, Permission,
 };
 use shared::clock::{SharedClock, Timestamp};
 use shared::config::{ConfigError, EnvReader, ProcessEnv};
@@ -57,12 +58,21 @@ pub enum ApiKeysCommand {
         /// A human label, e.g. the calling service's name.
         #[arg(long, default_value = "")]
         label: String,
+        /// The key family it belongs to (1-64 characters of A-Z a-z 0-9 . _ -): the keys of one
+        /// owner read each other's issuances, so a successor key gets its predecessor's owner.
+        /// Without it the key is a family of its own.
+        #[arg(long, value_name = "NAME")]
+        owner: Option<String>,
+        /// Days until the key stops working (1-366; default 90, the platform checklists'
+        /// rotation period).
+        #[arg(long, value_name = "DAYS", default_value_t = 90)]
+        expires_in_days: u32,
         /// Print one JSON object {id, secret, type, permissions, allowedIps, label} instead.
         #[arg(long)]
         json: bool,
     },
-    /// One line per key: id, status, type, permissions, allowed IPs, createdAt, revokedAt,
-    /// label. Never a secret.
+    /// One line per key: id, status, type, permissions, allowed IPs, owner, createdAt, age,
+    /// expiresAt, revokedAt, label. Never a secret.
     List {
         /// Print a JSON array instead (never a secret).
         #[arg(long)]
@@ -133,9 +143,13 @@ pub async fn execute<W: SecretWriter>(
             permissions,
             allow_ips,
             label,
+            owner,
+            expires_in_days,
             json,
         } => {
-            let spec = NewKey::parse(*key_type, permissions, allow_ips, label)?;
+            let spec = NewKey::parse(*key_type, permissions, allow_ips, label)?
+                .owned_by(owner.as_deref())?
+                .expiring_in_days(*expires_in_days)?;
             for note in spec.notes() {
                 writeln!(io.err, "note: {note}")?;
             }
@@ -143,7 +157,7 @@ pub async fn execute<W: SecretWriter>(
             print_created(&created, *json, io)
         }
         ApiKeysCommand::List { json } => {
-            let rows = list(registry).await?;
+            let rows = list(registry, now).await?;
             if *json {
                 let text = serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?;
                 writeln!(io.out, "{text}")?;
@@ -252,6 +266,10 @@ pub struct NewKey {
     pub allowed_ips: Vec<AllowedIp>,
     /// Its label.
     pub label: String,
+    /// Its family (`None`: a family of its own).
+    pub owner: Option<KeyOwner>,
+    /// How long it stays valid.
+    pub lifetime: Duration,
 }
 
 /// One `--allow-ip`, as given and as stored.
@@ -264,7 +282,8 @@ pub struct AllowedIp {
 }
 
 /// The permission names, for messages.
-const PERMISSION_NAMES: &str = "credentials:write, credentials:read, tokens:mint";
+const PERMISSION_NAMES: &str =
+    "credentials:write, credentials:read, tokens:mint, tokens:mint-issue";
 
 impl NewKey {
     /// Validates the `create` arguments.
@@ -329,7 +348,43 @@ impl NewKey {
             permissions: perms,
             allowed_ips,
             label: label.to_owned(),
+            owner: None,
+            lifetime: DEFAULT_KEY_LIFETIME,
         })
+    }
+
+    /// The request with `--owner`.
+    pub fn owned_by(mut self, owner: Option<&str>) -> Result<Self, Error> {
+        self.owner = owner
+            .map(|o| {
+                KeyOwner::parse(o.trim()).ok_or_else(|| {
+                    Error::invalid(
+                        "--owner",
+                        format!(
+                            "{} is not an owner name: 1 to 64 characters of A-Z a-z 0-9 . _ -",
+                            quoted(o)
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(self)
+    }
+
+    /// The request with `--expires-in-days`.
+    pub fn expiring_in_days(mut self, days: u32) -> Result<Self, Error> {
+        let lifetime = Duration::from_secs(u64::from(days) * 86_400);
+        if days == 0 || lifetime > MAX_KEY_LIFETIME {
+            return Err(Error::invalid(
+                "--expires-in-days",
+                format!(
+                    "a key lives 1 to {} days",
+                    MAX_KEY_LIFETIME.as_secs() / 86_400
+                ),
+            ));
+        }
+        self.lifetime = lifetime;
+        Ok(self)
     }
 
     /// What the operator should know about this request before it is applied.
@@ -405,6 +460,8 @@ pub async fn create<W: SecretWriter>(
         &spec.label,
         now,
     );
+    key.owner = spec.owner.clone();
+    key.expires_at = Some(now.plus(spec.lifetime));
     // The registry's own range type (`ipnet::IpNet`), reached through its serde form so that
     // opsctl needs no direct dependency on it: the ranges were validated and made canonical
     // above, so this only fails on a bug.
@@ -465,10 +522,20 @@ pub struct ApiKeyRow {
     /// When it was revoked.
     #[serde(with = "shared::clock::rfc3339_opt")]
     pub revoked_at: Option<Timestamp>,
+    /// Its family (the key's own id when it has no owner).
+    pub owner: KeyOwner,
+    /// When it stops (or stopped) working.
+    #[serde(with = "shared::clock::rfc3339")]
+    pub expires_at: Timestamp,
+    /// Whole days since its creation, when listed.
+    pub age_days: u64,
+    /// Whether it had expired when listed.
+    pub expired: bool,
 }
 
-impl From<&ApiKey> for ApiKeyRow {
-    fn from(k: &ApiKey) -> Self {
+impl ApiKeyRow {
+    /// The row of `k` as seen at `now`.
+    pub fn of(k: &ApiKey, now: Timestamp) -> Self {
         Self {
             id: k.id.clone(),
             key_type: k.key_type,
@@ -478,14 +545,27 @@ impl From<&ApiKey> for ApiKeyRow {
             label: k.label.clone(),
             created_at: k.created_at,
             revoked_at: k.revoked_at,
+            owner: k.family(),
+            expires_at: k.expiry(),
+            age_days: now.since(k.created_at).as_secs() / 86_400,
+            expired: k.is_expired(now),
         }
     }
 }
 
-/// `api-keys list`: every key of the registry, in registry order (oldest first).
-pub async fn list<W: SecretWriter>(registry: &Registry<W>) -> Result<Vec<ApiKeyRow>, Error> {
+/// `api-keys list`: every key of the registry, in registry order (oldest first), with its age
+/// and expiry at `now`.
+pub async fn list<W: SecretWriter>(
+    registry: &Registry<W>,
+    now: Timestamp,
+) -> Result<Vec<ApiKeyRow>, Error> {
     let loaded = registry.load().await?;
-    Ok(loaded.registry.keys.iter().map(ApiKeyRow::from).collect())
+    Ok(loaded
+        .registry
+        .keys
+        .iter()
+        .map(|k| ApiKeyRow::of(k, now))
+        .collect())
 }
 
 /// What `api-keys revoke` did.
@@ -527,7 +607,7 @@ pub async fn revoke<W: SecretWriter>(
     }
     key.status = KeyStatus::Revoked;
     key.revoked_at = Some(now);
-    let row = ApiKeyRow::from(&*key);
+    let row = ApiKeyRow::of(key, now);
     let version = registry.save(&loaded, &next).await?;
     registry
         .confirm(|r| r.get(&id).is_some_and(|k| k.status == KeyStatus::Revoked))

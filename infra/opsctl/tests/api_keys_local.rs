@@ -71,7 +71,16 @@ fn a_created_key_is_listed_without_its_secret_and_verifies_a_request_signed_by_o
     );
     assert_eq!(
         members(&key.json),
-        ["allowedIps", "id", "label", "permissions", "secret", "type"]
+        [
+            "allowedIps",
+            "expiresAt",
+            "id",
+            "label",
+            "owner",
+            "permissions",
+            "secret",
+            "type"
+        ]
     );
     assert_eq!(key.json["type"], "live");
     assert_eq!(
@@ -94,10 +103,14 @@ fn a_created_key_is_listed_without_its_secret_and_verifies_a_request_signed_by_o
     assert_eq!(
         members(&listed[0]),
         [
+            "ageDays",
             "allowedIps",
             "createdAt",
+            "expired",
+            "expiresAt",
             "id",
             "label",
+            "owner",
             "permissions",
             "revokedAt",
             "status",
@@ -196,7 +209,7 @@ fn a_revoked_key_is_listed_as_revoked_and_refused_and_revoking_it_again_fails() 
     );
     let other = create_key(
         data,
-        &["--type", "test", "--permission", "credentials:write"],
+        &["--type", "live", "--permission", "credentials:write"],
         &[],
     );
     // A container that read the registry before the revocation.
@@ -413,13 +426,13 @@ fn an_unknown_permission_fails_clearly_and_writes_nothing() {
     assert_eq!(
         run.stderr.trim(),
         "opsctl: --permission: unknown permission \"credentials:delete\"; the permissions are \
-         credentials:write, credentials:read, tokens:mint"
+         credentials:write, credentials:read, tokens:mint, tokens:mint-issue"
     );
     let none = create(&[]);
     assert_eq!(
         none.stderr.trim(),
         "opsctl: --permission: a key needs at least one permission (credentials:write, \
-         credentials:read, tokens:mint)"
+         credentials:read, tokens:mint, tokens:mint-issue)"
     );
     let bad_type = opsctl(
         data,
@@ -500,7 +513,7 @@ fn a_custom_registry_secret_name_is_honoured_and_an_invalid_one_names_the_variab
     let env = [("API_KEYS_SECRET_NAME", "team-a/api-keys")];
     let key = create_key(
         data,
-        &["--type", "test", "--permission", "tokens:mint"],
+        &["--type", "live", "--permission", "tokens:mint"],
         &env,
     );
     assert_eq!(api_keys_json(data, &env).len(), 1);

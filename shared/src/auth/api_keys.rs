@@ -1,9 +1,18 @@
 //! The API key registry: one secret holding every server-to-server key (docs/architecture.md §4).
 //!
 //! A key has an id (sent as `X-Access-Key`), a secret (the HMAC key, shown to its owner once),
-//! a type (`live`, `test`, `read_only`), a permission list, an optional source-IP allow-list and
-//! a status. Several keys may be active at once, so a caller can rotate gradually: create the new
-//! key, deploy it, revoke the old one.
+//! a type (`live`, `test`, `read_only`), a permission list, an optional source-IP allow-list, a
+//! status, an expiry and an owner. Several keys may be active at once, so a caller can rotate
+//! gradually: create the new key under the same owner, deploy it, revoke the old one.
+//!
+//! - **Expiry.** A key is refused (`401 token_expired`) from its `expiresAt` on. Keys created
+//!   before keys had an expiry expire [`DEFAULT_KEY_LIFETIME`] (90 days, the rotation period of
+//!   the platform's partner checklists) after their `createdAt`.
+//! - **Owner.** The keys of one calling service share an owner (its *key family*); a key reads
+//!   only the issuances created by its own family. A key without an owner is a family of one,
+//!   named by its id.
+//! - **Environment.** A stack is `live` or `test` ([`StackEnvironment`]); a `live` key is refused
+//!   on a test stack and a `test` key on a live one. A `read_only` key is accepted on both.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -24,6 +33,113 @@ use crate::secrets::{MAX_CACHE_TTL, SecretName, SecretSource, SecretsError};
 
 /// The registry secret's name when `API_KEYS_SECRET_NAME` is not set.
 pub const DEFAULT_API_KEYS_SECRET: &str = "partner-bundle/api-keys";
+
+/// How long a key is valid when its creator does not say: 90 days, the rotation period the
+/// platform's partner checklists give for credentials.
+pub const DEFAULT_KEY_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
+
+/// The longest lifetime a key may be given: one year.
+pub const MAX_KEY_LIFETIME: Duration = Duration::from_secs(366 * 86_400);
+
+/// Which traffic a stack serves (`STACK_ENVIRONMENT`, default `live`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StackEnvironment {
+    /// Production: `live` and `read_only` keys.
+    #[default]
+    Live,
+    /// Testing: `test` and `read_only` keys.
+    Test,
+}
+
+impl StackEnvironment {
+    /// The environment variable a function reads it from.
+    pub const VAR: &'static str = "STACK_ENVIRONMENT";
+
+    /// Parses `live` or `test`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "live" => Some(Self::Live),
+            "test" => Some(Self::Test),
+            _ => None,
+        }
+    }
+
+    /// The environment's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Test => "test",
+        }
+    }
+
+    /// Reads [`Self::VAR`] (default `live`).
+    ///
+    /// # Errors
+    /// A value other than `live` or `test`.
+    pub fn from_env(r: &crate::config::EnvReader<'_>) -> Result<Self, crate::config::ConfigError> {
+        match r.optional(Self::VAR) {
+            None => Ok(Self::Live),
+            Some(v) => Self::parse(&v)
+                .ok_or_else(|| crate::config::ConfigError::new(Self::VAR, "must be live or test")),
+        }
+    }
+
+    /// Whether a key of type `t` may be used on a stack of this environment.
+    pub fn accepts(self, t: KeyType) -> bool {
+        matches!(
+            (self, t),
+            (_, KeyType::ReadOnly) | (Self::Live, KeyType::Live) | (Self::Test, KeyType::Test)
+        )
+    }
+}
+
+/// The owner of a family of keys: 1–64 characters of `A-Za-z0-9._-`, e.g. the calling service's
+/// name. The keys of one owner read each other's issuances.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct KeyOwner(String);
+
+impl KeyOwner {
+    /// Parses an owner name.
+    pub fn parse(text: &str) -> Option<Self> {
+        ((1..=64).contains(&text.len())
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .then(|| Self(text.to_owned()))
+    }
+
+    /// The family of one key without an owner: named by the key's id.
+    pub fn of_key(id: &AccessKeyId) -> Self {
+        Self(id.as_str().to_owned())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for KeyOwner {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+            .ok_or_else(|| "an owner is 1 to 64 characters of A-Z a-z 0-9 . _ -".to_owned())
+    }
+}
+
+impl From<KeyOwner> for String {
+    fn from(o: KeyOwner) -> String {
+        o.0
+    }
+}
+
+impl fmt::Display for KeyOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// An access key id: `pk_` followed by 16–64 characters of `A-Za-z0-9_-`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -97,6 +213,11 @@ pub enum Permission {
     /// Mint Partner JWTs for users the caller authenticated itself.
     #[serde(rename = "tokens:mint")]
     TokensMint,
+    /// Mint Partner JWTs of the `issue` scope, with which the holder can call the platform's
+    /// issue-on-behalf directly, past this bundle's schema checks, idempotency and records;
+    /// granted on its own, beside `tokens:mint`.
+    #[serde(rename = "tokens:mint-issue")]
+    TokensMintIssue,
 }
 
 impl Permission {
@@ -106,6 +227,7 @@ impl Permission {
             Self::CredentialsWrite => "credentials:write",
             Self::CredentialsRead => "credentials:read",
             Self::TokensMint => "tokens:mint",
+            Self::TokensMintIssue => "tokens:mint-issue",
         }
     }
 
@@ -120,6 +242,7 @@ impl Permission {
             Self::CredentialsWrite,
             Self::CredentialsRead,
             Self::TokensMint,
+            Self::TokensMintIssue,
         ]
         .into_iter()
         .find(|p| p.as_str() == text)
@@ -167,6 +290,16 @@ pub struct ApiKey {
         with = "crate::clock::rfc3339_opt"
     )]
     pub revoked_at: Option<Timestamp>,
+    /// When it stops working; see [`ApiKey::expiry`] for keys stored without one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::clock::rfc3339_opt"
+    )]
+    pub expires_at: Option<Timestamp>,
+    /// The family it belongs to; see [`ApiKey::family`] for keys stored without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<KeyOwner>,
 }
 
 impl fmt::Debug for ApiKey {
@@ -177,6 +310,8 @@ impl fmt::Debug for ApiKey {
             .field("key_type", &self.key_type)
             .field("permissions", &self.permissions)
             .field("status", &self.status)
+            .field("expires_at", &self.expires_at)
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }
@@ -188,7 +323,8 @@ impl Drop for ApiKey {
 }
 
 impl ApiKey {
-    /// A new active key with a random id and a random 32-byte secret (`sk_` + base64url).
+    /// A new active key with a random id and a random 32-byte secret (`sk_` + base64url), valid
+    /// for [`DEFAULT_KEY_LIFETIME`], without an owner.
     pub fn generate(
         key_type: KeyType,
         permissions: Vec<Permission>,
@@ -210,7 +346,28 @@ impl ApiKey {
             label: label.to_owned(),
             created_at: now,
             revoked_at: None,
+            expires_at: Some(now.plus(DEFAULT_KEY_LIFETIME)),
+            owner: None,
         }
+    }
+
+    /// When the key stops working: its `expiresAt`, or [`DEFAULT_KEY_LIFETIME`] after its
+    /// creation for a key stored before keys had an expiry.
+    pub fn expiry(&self) -> Timestamp {
+        self.expires_at
+            .unwrap_or_else(|| self.created_at.plus(DEFAULT_KEY_LIFETIME))
+    }
+
+    /// Whether the key has expired at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        now >= self.expiry()
+    }
+
+    /// The key's family: its owner, or the key alone.
+    pub fn family(&self) -> KeyOwner {
+        self.owner
+            .clone()
+            .unwrap_or_else(|| KeyOwner::of_key(&self.id))
     }
 
     /// Whether `ip` may use this key.

@@ -8,8 +8,9 @@ pub mod request;
 pub mod signing;
 
 pub use api_keys::{
-    AccessKeyId, ApiKey, ApiKeyLookup, ApiKeyRegistry, DEFAULT_API_KEYS_SECRET, KeyStatus, KeyType,
-    Permission, SecretApiKeys,
+    AccessKeyId, ApiKey, ApiKeyLookup, ApiKeyRegistry, DEFAULT_API_KEYS_SECRET,
+    DEFAULT_KEY_LIFETIME, KeyOwner, KeyStatus, KeyType, MAX_KEY_LIFETIME, Permission,
+    SecretApiKeys, StackEnvironment,
 };
 pub use signing::{AuthFailure, Caller, RequestVerifier, SignedParts, parse_timestamp, sign};
 

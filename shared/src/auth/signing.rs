@@ -4,9 +4,13 @@
 //! the lowercase hex HMAC-SHA256, keyed with the secret's UTF-8 bytes, of
 //! `METHOD\nPATH\nTIMESTAMP\nBODY` — PATH with its query string as sent, TIMESTAMP the header's
 //! exact text, BODY the raw bytes. A request is accepted when the key is active, the timestamp is
-//! within ±300 s, the signature matches (constant-time), the source address and the permission are
-//! allowed, and the signature has not been seen before (the replay cache is a record with a TTL, so
-//! it holds across containers).
+//! within ±300 s, the signature matches (constant-time), the key has not expired and is of the
+//! stack's environment, the source address and the permission are allowed, and the signature has
+//! not been seen before (the replay cache is a record with a TTL, so it holds across containers).
+//!
+//! Every attempt, accepted or refused, is logged as one structured line for audit: the outcome,
+//! the reason of a refusal, the key id, the route and the source address; never a secret or a
+//! signature.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,7 +20,9 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::api_keys::{AccessKeyId, ApiKeyLookup, KeyStatus, KeyType, Permission};
+use super::api_keys::{
+    AccessKeyId, ApiKeyLookup, KeyOwner, KeyStatus, KeyType, Permission, StackEnvironment,
+};
 use crate::clock::{SharedClock, Timestamp};
 use crate::error::{ApiError, ErrorType};
 use crate::store::{NewRecord, RecordKey, RecordKind, RecordStore, StoreError, Write};
@@ -97,6 +103,17 @@ pub struct SignedParts<'a> {
     pub source_ip: Option<IpAddr>,
 }
 
+impl SignedParts<'_> {
+    /// `METHOD /path` without the query string, as audit lines name the route.
+    pub fn route(&self) -> String {
+        let path = self
+            .path_and_query
+            .split_once('?')
+            .map_or(self.path_and_query, |(p, _)| p);
+        format!("{} {path}", self.method)
+    }
+}
+
 /// An authenticated server caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -104,6 +121,17 @@ pub struct Caller {
     pub key_id: AccessKeyId,
     /// The key's type.
     pub key_type: KeyType,
+    /// The key's family: the records it may read.
+    pub family: KeyOwner,
+    /// What the key grants (a `read_only` key's writes already removed).
+    pub grants: Vec<Permission>,
+}
+
+impl Caller {
+    /// Whether the key grants `p` too.
+    pub fn may(&self, p: Permission) -> bool {
+        self.grants.contains(&p)
+    }
 }
 
 /// Why a signed request was refused. Each has a stable reason (logs, metrics) and error type.
@@ -118,6 +146,12 @@ pub enum AuthFailure {
     /// The key is revoked.
     #[error("revoked access key")]
     RevokedKey,
+    /// The key's `expiresAt` has passed.
+    #[error("the access key has expired; ask for a new one")]
+    ExpiredKey,
+    /// The key is of the other environment (`test` on a live stack, `live` on a test stack).
+    #[error("this key's type is not accepted by a {0} stack")]
+    WrongEnvironment(&'static str),
     /// `X-Timestamp` is not a time.
     #[error("malformed X-Timestamp")]
     MalformedTimestamp,
@@ -148,6 +182,8 @@ impl AuthFailure {
             Self::MissingHeader(_) => "missing_header",
             Self::UnknownKey => "unknown_key",
             Self::RevokedKey => "revoked_key",
+            Self::ExpiredKey => "expired_key",
+            Self::WrongEnvironment(_) => "wrong_environment",
             Self::MalformedTimestamp => "malformed_timestamp",
             Self::TimestampOutOfWindow => "timestamp_out_of_window",
             Self::SignatureMismatch => "signature_mismatch",
@@ -170,6 +206,8 @@ impl AuthFailure {
             | Self::RevokedKey
             | Self::MalformedTimestamp => ErrorType::Unauthorized,
             Self::TimestampOutOfWindow => ErrorType::TimestampOutOfWindow,
+            Self::ExpiredKey => ErrorType::TokenExpired,
+            Self::WrongEnvironment(_) => ErrorType::Forbidden,
             Self::SignatureMismatch => ErrorType::SignatureMismatch,
             Self::IpNotAllowed | Self::MissingPermission(_) => ErrorType::Forbidden,
             Self::Replayed => ErrorType::ReplayedRequest,
@@ -183,6 +221,7 @@ impl AuthFailure {
 pub struct RequestVerifier {
     keys: Arc<dyn ApiKeyLookup>,
     replay: Arc<dyn RecordStore>,
+    environment: StackEnvironment,
     clock: SharedClock,
     recorder: Recorder,
 }
@@ -194,37 +233,50 @@ impl std::fmt::Debug for RequestVerifier {
 }
 
 impl RequestVerifier {
-    /// A verifier over these ports; failures are logged and counted through `recorder`.
+    /// A verifier over these ports for a stack of `environment`; every attempt is logged, and
+    /// failures counted, through `recorder`.
     pub fn new(
         keys: Arc<dyn ApiKeyLookup>,
         replay: Arc<dyn RecordStore>,
+        environment: StackEnvironment,
         clock: SharedClock,
         recorder: Recorder,
     ) -> Self {
         Self {
             keys,
             replay,
+            environment,
             clock,
             recorder,
         }
     }
 
-    /// Authenticates a request that needs `permission`. Every failure is logged with its reason,
-    /// the key id and the source address, and counted.
+    /// Authenticates a request that needs `permission`. Every attempt is logged with its outcome,
+    /// the key id, the route and the source address; every failure with its reason, and counted.
     pub async fn verify(
         &self,
         parts: &SignedParts<'_>,
         permission: Permission,
     ) -> Result<Caller, AuthFailure> {
         let result = self.check(parts, permission).await;
-        if let Err(failure) = &result {
-            let ip = parts.source_ip.map(|ip| ip.to_string());
-            let key_id = parts.access_key.and_then(AccessKeyId::parse);
-            self.recorder.auth_failure(
-                failure.reason(),
-                key_id.as_ref().map(AccessKeyId::as_str),
+        let ip = parts.source_ip.map(|ip| ip.to_string());
+        let route = parts.route();
+        match &result {
+            Ok(caller) => self.recorder.auth_success(
+                "api_key",
+                Some(caller.key_id.as_str()),
+                &route,
                 ip.as_deref(),
-            );
+            ),
+            Err(failure) => {
+                let key_id = parts.access_key.and_then(AccessKeyId::parse);
+                self.recorder.auth_failure(
+                    failure.reason(),
+                    key_id.as_ref().map(AccessKeyId::as_str),
+                    &route,
+                    ip.as_deref(),
+                );
+            }
         }
         result
     }
@@ -272,6 +324,13 @@ impl RequestVerifier {
         .verify_slice(&given) // constant-time
         .map_err(|_| AuthFailure::SignatureMismatch)?;
 
+        // Only a caller holding the secret learns that its key expired or is of the wrong type.
+        if key.is_expired(now) {
+            return Err(AuthFailure::ExpiredKey);
+        }
+        if !self.environment.accepts(key.key_type) {
+            return Err(AuthFailure::WrongEnvironment(self.environment.as_str()));
+        }
         if !key.allows_ip(parts.source_ip) {
             return Err(AuthFailure::IpNotAllowed);
         }
@@ -298,9 +357,17 @@ impl RequestVerifier {
             Err(StoreError::AlreadyExists { .. }) => return Err(AuthFailure::Replayed),
             Err(e) => return Err(AuthFailure::Unavailable(Box::new(e))),
         }
+        let grants = key
+            .permissions
+            .iter()
+            .copied()
+            .filter(|p| key.grants(*p))
+            .collect();
         Ok(Caller {
+            family: key.family(),
             key_id: id,
             key_type: key.key_type,
+            grants,
         })
     }
 }

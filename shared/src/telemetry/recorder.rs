@@ -63,13 +63,42 @@ impl Recorder {
 
     /// Logs and counts an authentication failure (`AuthFailures` by `reason`). Never pass a
     /// secret: the key id and the source address are not secret.
-    pub fn auth_failure(&self, reason: &str, key_id: Option<&str>, source_ip: Option<&str>) {
+    pub fn auth_failure(
+        &self,
+        reason: &str,
+        key_id: Option<&str>,
+        route: &str,
+        source_ip: Option<&str>,
+    ) {
         tracing::warn!(
+            audit = "authentication",
+            outcome = "refused",
             reason,
             key_id = key_id.unwrap_or("-"),
+            route,
             source_ip = source_ip.unwrap_or("-"),
             "authentication failed"
         );
         self.emit("AuthFailures", Unit::Count, 1.0, &[("reason", reason)]);
+    }
+
+    /// Logs an accepted authentication for audit: how (`api_key`, `user_token`), the key id if
+    /// any, the route and the source address. One line, no secret, no user identifier.
+    pub fn auth_success(
+        &self,
+        method: &str,
+        key_id: Option<&str>,
+        route: &str,
+        source_ip: Option<&str>,
+    ) {
+        tracing::info!(
+            audit = "authentication",
+            outcome = "accepted",
+            method,
+            key_id = key_id.unwrap_or("-"),
+            route,
+            source_ip = source_ip.unwrap_or("-"),
+            "authentication succeeded"
+        );
     }
 }

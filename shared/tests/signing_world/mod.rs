@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shared::auth::{
     ApiKey, ApiKeyRegistry, KeyStatus, KeyType, Permission, RequestVerifier, SecretApiKeys,
-    SignedParts, sign,
+    SignedParts, StackEnvironment, sign,
 };
 use shared::clock::{Clock, ManualClock};
 use shared::error::ErrorType;
@@ -22,6 +22,12 @@ pub struct World {
     pub read_only: ApiKey,
     pub revoked: ApiKey,
     pub office_only: ApiKey,
+    /// A `test` key: refused by this (live) stack.
+    pub test_key: ApiKey,
+    /// A key whose `expiresAt` is one second from the start.
+    pub expiring: ApiKey,
+    /// A key stored before keys had an expiry or an owner, created 89 days before the start.
+    pub legacy: ApiKey,
     pub metrics: MemorySink,
     pub _dir: tempfile::TempDir,
 }
@@ -59,6 +65,29 @@ pub async fn world() -> World {
         "office",
         now,
     );
+    let test_key = ApiKey::generate(
+        KeyType::Test,
+        vec![Permission::CredentialsWrite, Permission::CredentialsRead],
+        vec![],
+        "test",
+        now,
+    );
+    let mut expiring = ApiKey::generate(
+        KeyType::Live,
+        vec![Permission::CredentialsRead],
+        vec![],
+        "expiring",
+        now,
+    );
+    expiring.expires_at = Some(now.plus(Duration::from_secs(1)));
+    let mut legacy = ApiKey::generate(
+        KeyType::Live,
+        vec![Permission::CredentialsRead],
+        vec![],
+        "legacy",
+        now.minus(Duration::from_secs(89 * 86_400)),
+    );
+    legacy.expires_at = None;
     let secrets = FileSecrets::open(dir.path(), shared_clock.clone()).unwrap();
     let name = SecretName::new("partner-bundle/api-keys").unwrap();
     let registry = ApiKeyRegistry {
@@ -67,6 +96,9 @@ pub async fn world() -> World {
             read_only.clone(),
             revoked.clone(),
             office_only.clone(),
+            test_key.clone(),
+            expiring.clone(),
+            legacy.clone(),
         ],
     };
     secrets.create(&name, &registry.to_secret()).await.unwrap();
@@ -81,12 +113,21 @@ pub async fn world() -> World {
         shared_clock.clone(),
     );
     World {
-        verifier: RequestVerifier::new(Arc::new(keys), Arc::new(store), shared_clock, recorder),
+        verifier: RequestVerifier::new(
+            Arc::new(keys),
+            Arc::new(store),
+            StackEnvironment::Live,
+            shared_clock,
+            recorder,
+        ),
         clock,
         live,
         read_only,
         revoked,
         office_only,
+        test_key,
+        expiring,
+        legacy,
         metrics,
         _dir: dir,
     }

@@ -7,8 +7,8 @@ use common::{Harness, body, header, invoke, status};
 use serde_json::Value;
 
 #[tokio::test]
-async fn the_mint_bootstraps_mint_for_authorizer_claims_and_signed_servers_and_refuse_without_mfa()
-{
+async fn the_mint_bootstraps_mint_for_authorizer_claims_and_signed_servers_and_keep_issue_off_the_user_route()
+ {
     let h = Harness::start().await;
     let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", h.world.api_url()))
         .await
@@ -33,10 +33,10 @@ async fn the_mint_bootstraps_mint_for_authorizer_claims_and_signed_servers_and_r
     let kid = minted["kid"].as_str().unwrap();
     assert!(published.contains(&kid), "{kid} is not in the JWKS {jwks}");
 
-    // Without MFA evidence the `issue` scope is refused.
+    // The user route does not mint the `issue` scope (the template's default).
     let answer = invoke(&user_mint, &h.event("token-mint-no-mfa.json")).await;
     assert_eq!(status(&answer), 403, "{answer}");
-    assert_eq!(body(&answer)["errorType"], "mfa_required");
+    assert_eq!(body(&answer)["errorType"], "forbidden");
 
     // The server route: an API-key signed request minting for a user the caller authenticated.
     let server_mint = h.function("ServerTokenMintFunction");

@@ -27,6 +27,10 @@ pub struct World {
     pub sim: platform_sim::SimHandle,
     pub writer: ApiKey,
     pub reader: ApiKey,
+    /// A live key of another family.
+    pub outsider: ApiKey,
+    /// A `test` key (this is a live stack).
+    pub test_key: ApiKey,
     pub metrics: MemorySink,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
@@ -87,23 +91,46 @@ pub async fn world_with_sim(
     .await
     .unwrap();
 
-    // API keys: a writer and a reader.
-    let writer = ApiKey::generate(
+    // API keys: a writer and a reader of one family, a key of another family, a test key.
+    let family = shared::auth::KeyOwner::parse("partner-backend");
+    let mut writer = ApiKey::generate(
         KeyType::Live,
         vec![Permission::CredentialsWrite, Permission::CredentialsRead],
         vec![],
         "writer",
         clock.now(),
     );
-    let reader_key = ApiKey::generate(
+    writer.owner = family.clone();
+    let mut reader_key = ApiKey::generate(
         KeyType::ReadOnly,
         vec![Permission::CredentialsRead, Permission::CredentialsWrite],
         vec![],
         "reader",
         clock.now(),
     );
+    reader_key.owner = family;
+    let mut outsider = ApiKey::generate(
+        KeyType::Live,
+        vec![Permission::CredentialsWrite, Permission::CredentialsRead],
+        vec![],
+        "outsider",
+        clock.now(),
+    );
+    outsider.owner = shared::auth::KeyOwner::parse("another-service");
+    let test_key = ApiKey::generate(
+        KeyType::Test,
+        vec![Permission::CredentialsWrite, Permission::CredentialsRead],
+        vec![],
+        "test",
+        clock.now(),
+    );
     let registry = ApiKeyRegistry {
-        keys: vec![writer.clone(), reader_key.clone()],
+        keys: vec![
+            writer.clone(),
+            reader_key.clone(),
+            outsider.clone(),
+            test_key.clone(),
+        ],
     };
     let api_keys_name =
         shared::secrets::SecretName::new(shared::auth::DEFAULT_API_KEYS_SECRET).unwrap();
@@ -159,6 +186,8 @@ pub async fn world_with_sim(
         sim,
         writer,
         reader: reader_key,
+        outsider,
+        test_key,
         metrics,
         dir,
         http: reqwest::Client::new(),

@@ -294,6 +294,7 @@ impl World {
         let issuance = Issuance {
             issuance_id: id.clone(),
             caller: "pk_test".into(),
+            owner: None,
             program_id: PROGRAM.into(),
             user_hash: self.protector.hash(email),
             user: self

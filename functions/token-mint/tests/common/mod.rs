@@ -3,22 +3,22 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Response};
 use serde_json::Value;
 use shared::apigw::ApiGatewayRequest;
-use shared::auth::{ApiKey, ApiKeyRegistry, KeyType, Permission, RequestVerifier, SecretApiKeys};
+use shared::auth::{ApiKey, ApiKeyRegistry, KeyType, Permission};
 use shared::clock::{Clock, ManualClock, SharedClock, Timestamp};
 use shared::config::{EnvReader, MapEnv};
 use shared::keys::policy::plan;
-use shared::keys::{KeySet, KeySetStore, SecretKeySet};
+use shared::keys::{KeySet, KeySetStore};
 use shared::secrets::file::FileSecrets;
 use shared::secrets::{CountingSource, SecretWriter};
+use shared::store::RecordStore;
 use shared::store::embedded::EmbeddedStore;
 use shared::telemetry::{MemorySink, Recorder};
-use token_mint::{MintConfig, MintDeps};
+use token_mint::{MintConfig, MintDeps, MintPorts};
 
 pub struct World {
     pub deps: MintDeps,
@@ -26,6 +26,7 @@ pub struct World {
     pub secret_reads: CountingSource<FileSecrets>,
     pub key_set: KeySet,
     pub server_key: ApiKey,
+    pub issue_minter: ApiKey,
     pub reader_key: ApiKey,
     pub metrics: MemorySink,
     pub _dir: tempfile::TempDir,
@@ -39,11 +40,16 @@ pub fn config(extra: &[(&str, &str)]) -> MintConfig {
 }
 
 pub async fn world(server_route: bool) -> World {
+    world_with(server_route, &[]).await
+}
+
+/// The world with extra settings (e.g. `USER_ISSUE_TOKENS=true`).
+pub async fn world_with(server_route: bool, extra: &[(&str, &str)]) -> World {
     let clock = ManualClock::new(Timestamp::from_secs(1_795_262_400));
     let shared_clock: SharedClock = Arc::new(clock.clone());
     let dir = tempfile::tempdir().unwrap();
     let files = FileSecrets::open(dir.path(), shared_clock.clone()).unwrap();
-    let config = config(&[]);
+    let config = config(extra);
 
     // A key set as rotation would have written it.
     let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
@@ -52,12 +58,19 @@ pub async fn world(server_route: bool) -> World {
     let (key_set, _) = plan(&loaded.set, clock.now(), &config.keys.policy).unwrap();
     store.save(&loaded, &key_set).await.unwrap();
 
-    // A server key allowed to mint.
+    // A server key allowed to mint, one also allowed to mint `issue`, and a reader.
     let server_key = ApiKey::generate(
         KeyType::Live,
         vec![Permission::TokensMint],
         vec![],
         "svc",
+        clock.now(),
+    );
+    let issue_minter = ApiKey::generate(
+        KeyType::Live,
+        vec![Permission::TokensMint, Permission::TokensMintIssue],
+        vec![],
+        "issuer-svc",
         clock.now(),
     );
     let reader_key = ApiKey::generate(
@@ -68,7 +81,7 @@ pub async fn world(server_route: bool) -> World {
         clock.now(),
     );
     let registry = ApiKeyRegistry {
-        keys: vec![server_key.clone(), reader_key.clone()],
+        keys: vec![server_key.clone(), issue_minter.clone(), reader_key.clone()],
     };
     files
         .create(&config.api_keys_secret, &registry.to_secret())
@@ -83,40 +96,27 @@ pub async fn world(server_route: bool) -> World {
         Arc::new(metrics.clone()),
         shared_clock.clone(),
     );
-    let keys = SecretKeySet::new(
-        counting.clone(),
-        config.keys.secret_name.clone(),
-        config.keys.timings,
-        shared_clock.clone(),
-    );
-    let server_auth = server_route.then(|| {
-        let api_keys = SecretApiKeys::new(
-            files.clone(),
-            config.api_keys_secret.clone(),
-            Duration::from_secs(60),
-            shared_clock.clone(),
-        );
-        let replay =
-            EmbeddedStore::open(dir.path().join("records.sqlite3"), shared_clock.clone()).unwrap();
-        RequestVerifier::new(
-            Arc::new(api_keys),
-            Arc::new(replay),
-            shared_clock.clone(),
-            recorder.clone(),
-        )
+    let replay = server_route.then(|| {
+        Arc::new(
+            EmbeddedStore::open(dir.path().join("records.sqlite3"), shared_clock.clone()).unwrap(),
+        ) as Arc<dyn RecordStore>
     });
-    World {
-        deps: MintDeps {
-            config,
-            keys: Arc::new(keys),
-            server_auth,
+    let deps = MintDeps::build(
+        config,
+        MintPorts {
+            secrets: Arc::new(counting.clone()),
+            replay,
             clock: shared_clock,
             recorder,
         },
+    );
+    World {
+        deps,
         clock,
         secret_reads: counting,
         key_set,
         server_key,
+        issue_minter,
         reader_key,
         metrics,
         _dir: dir,
@@ -136,6 +136,7 @@ pub fn user_request(body: &Value, amr: &str) -> ApiGatewayRequest {
         .claims(claims(&[
             ("sub", "user-7"),
             ("email", "erin@example.com"),
+            ("email_verified", "true"),
             ("amr", amr),
         ]))
 }

@@ -52,6 +52,17 @@ pub fn start_with(data_dir: &std::path::Path, args: &[&str]) -> Devstack {
     spawn(cmd)
 }
 
+/// Starts the devstack on 127.0.0.1:0 with `data_dir` and extra environment settings.
+pub fn start_with_env(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> Devstack {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devstack"));
+    cmd.args(["--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("DEVSTACK_AWS")
+        .env_remove("AWS_ENDPOINT_URL")
+        .envs(vars.iter().copied());
+    spawn(cmd)
+}
+
 /// Starts the devstack with `--aws` against the moto server `make test` runs, on a fresh table and
 /// fresh secret names. Fails loudly when moto is not there.
 pub fn start_on_moto(data_dir: &std::path::Path) -> Devstack {

@@ -58,13 +58,17 @@ pub(super) fn print_list(
     for r in rows {
         writeln!(
             io.out,
-            "{}  {:<7}  type={}  permissions={}  allowedIps={}  createdAt={}  revokedAt={}  label={:?}",
+            "{}  {:<7}  type={}  permissions={}  allowedIps={}  owner={}  createdAt={}  ageDays={}  expiresAt={}{}  revokedAt={}  label={:?}",
             r.id,
             status_name(r.status),
             type_name(r.key_type),
             permission_list(&r.permissions),
             ip_list(&r.allowed_ips),
+            r.owner,
             r.created_at,
+            r.age_days,
+            r.expires_at,
+            if r.expired { " (expired)" } else { "" },
             r.revoked_at
                 .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339()),
             r.label,
@@ -99,6 +103,8 @@ struct CreatedJson<'a> {
     permissions: &'a [Permission],
     allowed_ips: &'a [String],
     label: &'a str,
+    owner: String,
+    expires_at: String,
 }
 
 pub(super) fn print_created(created: &Created, json: bool, io: &mut Io<'_>) -> Result<(), Error> {
@@ -115,6 +121,8 @@ pub(super) fn print_created(created: &Created, json: bool, io: &mut Io<'_>) -> R
             permissions: &key.permissions,
             allowed_ips: &ranges,
             label: &key.label,
+            owner: key.family().to_string(),
+            expires_at: key.expiry().to_rfc3339(),
         })
         .map_err(std::io::Error::other)?;
         let written = writeln!(io.out, "{text}");
@@ -133,6 +141,8 @@ pub(super) fn print_created(created: &Created, json: bool, io: &mut Io<'_>) -> R
         )?;
         writeln!(io.out, "  allowed IPs: {}", ip_list(&ranges))?;
         writeln!(io.out, "  label:       {:?}", key.label)?;
+        writeln!(io.out, "  owner:       {}", key.family())?;
+        writeln!(io.out, "  expires at:  {}", key.expiry().to_rfc3339())?;
         writeln!(io.out)?;
         writeln!(io.out, "IMPORTANT: {once}")?;
         writeln!(io.out)?;

@@ -50,7 +50,7 @@ fn permissions_are_deduplicated_and_an_unknown_one_is_named() {
     assert_eq!(
         err,
         "--permission: unknown permission \"credentials:delete\"; the permissions are \
-         credentials:write, credentials:read, tokens:mint"
+         credentials:write, credentials:read, tokens:mint, tokens:mint-issue"
     );
     assert!(NewKey::parse(TypeArg::Live, &[], &[], "").is_err());
 }
@@ -68,6 +68,31 @@ fn a_read_only_key_with_write_permissions_gets_a_note() {
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(notes[0].contains("credentials:write will never be granted"));
     assert!(notes[1].contains("stored as the range 10.0.0.0/8"));
+}
+
+#[test]
+fn an_owner_and_a_lifetime_are_checked_and_default_to_a_family_of_one_for_ninety_days() {
+    let spec = NewKey::parse(TypeArg::Live, &["credentials:read".into()], &[], "").unwrap();
+    assert_eq!(spec.owner, None);
+    assert_eq!(spec.lifetime, Duration::from_secs(90 * 86_400));
+    let spec = spec
+        .owned_by(Some("billing-svc"))
+        .unwrap()
+        .expiring_in_days(30)
+        .unwrap();
+    assert_eq!(
+        spec.owner.as_ref().map(KeyOwner::as_str),
+        Some("billing-svc")
+    );
+    assert_eq!(spec.lifetime, Duration::from_secs(30 * 86_400));
+    for bad in ["", "two words", "x".repeat(65).as_str()] {
+        let err = spec.clone().owned_by(Some(bad)).unwrap_err().report();
+        assert!(err.starts_with("--owner:"), "{err}");
+    }
+    for days in [0, 367] {
+        let err = spec.clone().expiring_in_days(days).unwrap_err().report();
+        assert!(err.starts_with("--expires-in-days:"), "{err}");
+    }
 }
 
 #[test]
@@ -220,9 +245,31 @@ mod concurrency {
             .unwrap()
     }
 
+    #[tokio::test]
+    async fn a_created_key_lists_with_its_owner_age_and_expiry_and_shows_expired_once_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileSecrets::open(dir.path(), Arc::new(SystemClock)).unwrap();
+        let registry = Registry::new(files, name());
+        let spec = spec()
+            .owned_by(Some("billing"))
+            .unwrap()
+            .expiring_in_days(10)
+            .unwrap();
+        let created = create(&registry, &spec, now()).await.unwrap();
+        let expiry = now().plus(Duration::from_secs(10 * 86_400));
+        assert_eq!(created.key.expires_at, Some(expiry));
+        let later = now().plus(Duration::from_secs(3 * 86_400 + 5));
+        let rows = list(&registry, later).await.unwrap();
+        assert_eq!(rows[0].owner.as_str(), "billing");
+        assert_eq!((rows[0].age_days, rows[0].expired), (3, false));
+        assert_eq!(rows[0].expires_at, expiry);
+        let rows = list(&registry, expiry).await.unwrap();
+        assert!(rows[0].expired);
+    }
+
     async fn listed(dir: &tempfile::TempDir) -> Vec<ApiKeyRow> {
         let files = FileSecrets::open(dir.path(), Arc::new(SystemClock)).unwrap();
-        list(&Registry::new(files, name())).await.unwrap()
+        list(&Registry::new(files, name()), now()).await.unwrap()
     }
 
     #[tokio::test]

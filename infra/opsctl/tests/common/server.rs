@@ -61,6 +61,7 @@ impl Server {
             verifier: RequestVerifier::new(
                 Arc::new(keys),
                 Arc::new(replay),
+                shared::auth::StackEnvironment::Live,
                 shared_clock,
                 recorder,
             ),

@@ -590,6 +590,9 @@ fn conflict_or_internal(what: &str, e: StoreError) -> ApiError {
     }
 }
 
+/// What a failed platform call is called in a record's `reason` (answered by
+/// `GET /v1/credentials/{id}`) and in the logs: fixed words and numbers only, never the
+/// platform's own message, which may quote the request (an e-mail address, a subject value).
 fn kind(e: &PlatformError) -> String {
     match e {
         PlatformError::Rejected { status, .. } => format!("rejected with {status}"),
@@ -599,7 +602,10 @@ fn kind(e: &PlatformError) -> String {
             format!("unavailable after {attempts} attempts")
         }
         PlatformError::RateLimited { .. } => "rate limited".into(),
-        other => other.to_string().chars().take(120).collect(),
+        PlatformError::Duplicate { .. } => "the credential already exists".into(),
+        PlatformError::Protocol(_) => "an answer that could not be read".into(),
+        PlatformError::Token(_) => "our Partner JWT could not be minted".into(),
+        PlatformError::Config(_) => "the platform client is misconfigured".into(),
     }
 }
 
@@ -613,6 +619,33 @@ fn platform_error(e: PlatformError) -> ApiError {
         other => {
             tracing::error!(error = %kind(&other), "the credential platform call failed");
             ApiError::new(ErrorType::UpstreamUnavailable, "").with_retry_after(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_reason_never_carries_the_platforms_own_text() {
+        let quoted = "unexpected member near \"bob@example.com\" in {\"fullName\":\"Bob\"}";
+        let errors = [
+            PlatformError::Protocol(quoted.into()),
+            PlatformError::Token(quoted.into()),
+            PlatformError::Config(quoted.into()),
+            PlatformError::Rejected {
+                status: 400,
+                message: quoted.into(),
+                request_id: None,
+            },
+        ];
+        for e in &errors {
+            let reason = kind(e);
+            assert!(
+                !reason.contains("bob@example.com") && !reason.contains("Bob"),
+                "{reason}"
+            );
         }
     }
 }

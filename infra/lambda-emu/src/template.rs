@@ -94,6 +94,12 @@ impl Template {
         Ok(Self { root })
     }
 
+    /// The resource `logical_id` as written (tags such as `!Ref` left as they are), for static
+    /// checks of its properties.
+    pub fn resource(&self, logical_id: &str) -> Option<&Value> {
+        self.root.get("Resources")?.get(logical_id)
+    }
+
     /// `Refs` holding every parameter's `Default`, to be completed with the parameters that
     /// have none, the resources and the conditions.
     pub fn parameter_defaults(&self) -> Refs {

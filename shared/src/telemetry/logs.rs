@@ -16,6 +16,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -180,11 +181,46 @@ pub fn filter_from(lambda_level: Option<&str>, rust_log: Option<&str>) -> EnvFil
     }
 }
 
+/// The crates whose debug and trace events carry whole events, requests, responses or headers
+/// (`lambda_runtime` logs every raw event at `TRACE`; the SDK's orchestrator logs responses,
+/// secret values included): each is held at the level given, whatever the configured filter
+/// says, so that no configuration writes a bearer token, a signature, an e-mail address, a
+/// document or a secret to the logs.
+pub const CAPPED_TARGETS: [(&str, LevelFilter); 16] = [
+    ("lambda_runtime", LevelFilter::INFO),
+    ("lambda_runtime_api_client", LevelFilter::INFO),
+    ("lambda_http", LevelFilter::INFO),
+    ("aws_lambda_events", LevelFilter::INFO),
+    ("hyper", LevelFilter::WARN),
+    ("hyper_util", LevelFilter::WARN),
+    ("h2", LevelFilter::WARN),
+    ("reqwest", LevelFilter::WARN),
+    ("rustls", LevelFilter::WARN),
+    ("tower", LevelFilter::WARN),
+    ("aws_smithy_runtime", LevelFilter::WARN),
+    ("aws_smithy_runtime_api", LevelFilter::WARN),
+    ("aws_smithy_http", LevelFilter::WARN),
+    ("aws_sigv4", LevelFilter::WARN),
+    ("aws_config", LevelFilter::WARN),
+    ("aws_sdk_secretsmanager", LevelFilter::WARN),
+];
+
+/// The cap of [`CAPPED_TARGETS`], as a filter that every log line must also pass. A filter of
+/// its own (not directives added to the configured one), so that no directive, however
+/// specific, can lift it.
+pub fn capped() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(CAPPED_TARGETS)
+        .with_target("aws_sdk_dynamodb", LevelFilter::WARN)
+}
+
 /// Installs the JSON logger for `service` on standard output as the process's global subscriber
 /// (where Lambda collects it). Calling it twice is harmless (the second call does nothing).
 pub fn init(service: &str) {
     let subscriber = tracing_subscriber::registry()
         .with(filter_from_env())
+        .with(capped())
         .with(PowertoolsLayer::new(service, std::io::stdout));
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
@@ -194,6 +230,7 @@ pub fn init(service: &str) {
 pub fn init_on_stderr(service: &str) {
     let subscriber = tracing_subscriber::registry()
         .with(filter_from_env())
+        .with(capped())
         .with(PowertoolsLayer::new(service, std::io::stderr));
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
@@ -206,9 +243,15 @@ impl LogCapture {
     /// A capture and a subscriber writing into it at `debug` level. Use it with
     /// `tracing::subscriber::set_default` or `WithSubscriber::with_subscriber`.
     pub fn new(service: &str) -> (Self, tracing::Dispatch) {
+        Self::filtered(service, EnvFilter::new("debug"))
+    }
+
+    /// A capture behind `filter` and the same cap [`init`] installs.
+    pub fn filtered(service: &str, filter: EnvFilter) -> (Self, tracing::Dispatch) {
         let capture = Self::default();
         let subscriber = tracing_subscriber::registry()
-            .with(EnvFilter::new("debug"))
+            .with(filter)
+            .with(capped())
             .with(PowertoolsLayer::new(service, capture.clone()));
         (capture, tracing::Dispatch::new(subscriber))
     }
@@ -253,7 +296,56 @@ impl<'a> MakeWriter<'a> for LogCapture {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing_subscriber::filter::LevelFilter;
+
+    #[test]
+    fn at_trace_the_runtime_and_sdk_crates_write_nothing_below_their_cap_whatever_the_directives() {
+        for (lambda_level, rust_log) in [
+            (Some("TRACE"), None),
+            (None, Some("trace")),
+            (
+                None,
+                Some("trace,lambda_runtime=trace,lambda_runtime::layers::api_response=trace"),
+            ),
+            (
+                None,
+                Some("aws_smithy_runtime::client::orchestrator=trace,hyper=trace"),
+            ),
+        ] {
+            let (capture, dispatch) =
+                LogCapture::filtered("issue", filter_from(lambda_level, rust_log));
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing::trace!(
+                    target: "lambda_runtime::layers::api_response",
+                    body = "{\"authorization\":\"Bearer eyJsecret\"}",
+                    "raw JSON event received from Lambda"
+                );
+                tracing::debug!(
+                    target: "aws_smithy_runtime::client::orchestrator",
+                    response = "SecretString: sk_live_secret",
+                    "received response"
+                );
+                tracing::trace!(target: "hyper::proto::h1", "x-signature: 0123abcd");
+                tracing::trace!(target: "issue::flow", "our own trace line");
+                tracing::info!(target: "lambda_runtime", "runtime started");
+            });
+            let text = capture.text();
+            let case = format!("{lambda_level:?} {rust_log:?}");
+            for leaked in ["eyJsecret", "sk_live_secret", "0123abcd"] {
+                assert!(
+                    !text.contains(leaked),
+                    "{case}: {leaked} was logged: {text}"
+                );
+            }
+            let kept = rust_log.is_none_or(|r| r.starts_with("trace"));
+            assert_eq!(text.contains("our own trace line"), kept, "{case}: {text}");
+            if kept {
+                assert!(
+                    text.contains("runtime started"),
+                    "the cap keeps INFO: {case}: {text}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn lambdas_log_level_wins_over_rust_log_and_info_is_the_default() {

@@ -46,3 +46,30 @@ async fn the_issue_bootstrap_issues_a_signed_request_replays_it_and_reads_its_st
     assert!(!out.contains("Alice Example"), "sensitive data was logged");
     assert!(!out.contains("alice@example.com"), "the e-mail was logged");
 }
+
+#[tokio::test]
+async fn at_trace_level_the_issue_bootstrap_logs_no_event_body_signature_or_personal_data() {
+    let h = Harness::start().await;
+    // What Lambda's advanced logging control sets for an application log level of TRACE.
+    let issue = h.function_with_env("IssueFunction", &[("AWS_LAMBDA_LOG_LEVEL", "TRACE")]);
+    let event = h.signed(h.event("issue.json"));
+    let answer = invoke(&issue, &event).await;
+    assert_eq!(status(&answer), 202, "{answer}\n{}", issue.output());
+    let out = issue.output();
+    assert!(
+        out.contains("minted an outbound Partner JWT"),
+        "the function's own DEBUG lines are written at TRACE: {out}"
+    );
+    let signature = event["headers"]["x-signature"].as_str().unwrap();
+    let (_, secret) = h.world.api_key().unwrap();
+    for (leak, what) in [
+        ("Alice Example", "sensitive data"),
+        ("alice@example.com", "the e-mail"),
+        ("1990-01-01", "a birth date"),
+        (signature, "the request signature"),
+        (secret.as_str(), "the API secret"),
+        ("raw JSON event", "the runtime's raw event line"),
+    ] {
+        assert!(!out.contains(leak), "{what} was logged at TRACE");
+    }
+}

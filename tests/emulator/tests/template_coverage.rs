@@ -37,3 +37,53 @@ fn every_function_of_the_template_is_invoked_by_an_emulator_test() {
         );
     }
 }
+
+fn statements(template: &Template, function: &str) -> Vec<serde_norway::Value> {
+    let f = template.resource(function).unwrap();
+    f["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.get("Statement"))
+        .flat_map(|s| s.as_sequence().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn actions(statement: &serde_norway::Value) -> Vec<String> {
+    match &statement["Action"] {
+        serde_norway::Value::String(a) => vec![a.clone()],
+        serde_norway::Value::Sequence(list) => list
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn the_issue_function_may_delete_idempotency_records_and_nothing_else() {
+    let template = Template::load(&lambda_emu::workspace_root().join("template.yaml")).unwrap();
+    let deleting: Vec<serde_norway::Value> = statements(&template, "IssueFunction")
+        .into_iter()
+        .filter(|s| {
+            actions(s)
+                .iter()
+                .any(|a| a == "dynamodb:DeleteItem" || a == "dynamodb:*")
+        })
+        .collect();
+    assert_eq!(deleting.len(), 1, "{deleting:?}");
+    let keys = &deleting[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+    assert_eq!(
+        keys.as_sequence().unwrap().as_slice(),
+        [serde_norway::Value::String("IDEM#*".into())],
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn the_records_table_is_protected_from_deletion() {
+    let template = Template::load(&lambda_emu::workspace_root().join("template.yaml")).unwrap();
+    let table = template.resource("RecordsTable").unwrap();
+    assert_eq!(table["Properties"]["DeletionProtectionEnabled"], true);
+    assert_eq!(table["DeletionPolicy"], "Retain");
+}

@@ -50,6 +50,21 @@ impl Harness {
             .unwrap_or_else(|e| panic!("{logical_id}: {e}"))
     }
 
+    /// The function `logical_id` as the template configures it, with `vars` set on top (e.g.
+    /// Lambda's `AWS_LAMBDA_LOG_LEVEL`).
+    pub fn function_with_env(&self, logical_id: &str, vars: &[(&str, &str)]) -> Emulator {
+        let mut spec = self
+            .template
+            .function(logical_id, &self.world.refs(&self.template))
+            .unwrap_or_else(|e| panic!("{logical_id}: {e}"));
+        for (k, v) in vars {
+            spec.env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let bootstrap = lambda_emu::bootstrap(&self.root, &spec.binary);
+        Emulator::start(&self.rie, &bootstrap, &spec, &self.world.extra_env())
+            .unwrap_or_else(|e| panic!("{logical_id}: {e}"))
+    }
+
     /// An event file, as it is.
     pub fn event(&self, name: &str) -> Value {
         lambda_emu::read_event(&self.root.join("events").join(name)).expect("event file")

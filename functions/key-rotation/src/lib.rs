@@ -11,6 +11,11 @@
 //!
 //! Concurrent runs are safe: every scheduled write is a compare-and-swap on the secret, and
 //! `finishSecret` refuses to promote a pending document derived from an older key set.
+//!
+//! The daily run also reports how soon the server callers' credentials expire: the metric
+//! `ApiKeyDaysToExpiry` is the days left to the active API key that expires first (negative once
+//! it has expired), which the template's `ApiKeyExpiryAlarm` watches. It is a report: a registry
+//! that cannot be read is logged and leaves the rotation's own outcome alone.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -18,11 +23,12 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use shared::auth::{ApiKeyRegistry, KeyStatus};
 use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::keys::policy::{Change, plan, rotate};
 use shared::keys::{KeyConfig, KeySet, KeySetSource, KeySetStore, KeySourceError, PreparedKeys};
-use shared::secrets::{SecretWriter, SecretsError, VersionId};
+use shared::secrets::{SecretName, SecretWriter, SecretsError, VersionId};
 use shared::telemetry::{Recorder, Unit};
 
 /// The rotation function's configuration: the key settings.
@@ -30,16 +36,30 @@ use shared::telemetry::{Recorder, Unit};
 pub struct RotationConfig {
     /// `KEY_SET_SECRET_NAME`, `ROTATION_PERIOD_SECONDS`, `ROTATION_LEAD_SECONDS`, … .
     pub keys: KeyConfig,
+    /// `API_KEYS_SECRET_NAME`: the API-key registry whose expiries the daily run reports; unset,
+    /// nothing is reported.
+    pub api_keys_secret: Option<SecretName>,
 }
 
 impl RotationConfig {
     /// Reads the configuration.
     pub fn from_env(r: &EnvReader<'_>) -> Result<Self, ConfigError> {
+        let api_keys_secret = r
+            .optional("API_KEYS_SECRET_NAME")
+            .map(|n| {
+                SecretName::new(&n)
+                    .map_err(|e| ConfigError::new("API_KEYS_SECRET_NAME", e.to_string()))
+            })
+            .transpose()?;
         Ok(Self {
             keys: KeyConfig::from_env(r)?,
+            api_keys_secret,
         })
     }
 }
+
+/// The metric of the days left to the first expiry among the active API keys.
+pub const API_KEY_EXPIRY_METRIC: &str = "ApiKeyDaysToExpiry";
 
 /// What the handler needs, built once per container.
 pub struct RotationDeps {
@@ -152,6 +172,48 @@ fn describe(changes: &[Change]) -> Vec<Value> {
 }
 
 async fn scheduled(deps: &RotationDeps) -> Result<Value, RotationError> {
+    let result = rotate_on_schedule(deps).await;
+    report_api_key_expiry(deps).await;
+    result
+}
+
+/// Emits [`API_KEY_EXPIRY_METRIC`] for the registry, if one is configured and has an active key.
+async fn report_api_key_expiry(deps: &RotationDeps) {
+    let Some(name) = &deps.config.api_keys_secret else {
+        return;
+    };
+    let registry = match deps.store.secrets().current(name).await {
+        Ok(v) => match ApiKeyRegistry::parse(v.value.expose_secret()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "the API key registry is malformed; key expiry not reported");
+                return;
+            }
+        },
+        Err(SecretsError::NotFound(_)) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the API key registry; key expiry not reported");
+            return;
+        }
+    };
+    let now = deps.clock.now();
+    let first = registry
+        .keys
+        .iter()
+        .filter(|k| k.status == KeyStatus::Active)
+        .min_by_key(|k| k.expiry());
+    let Some(key) = first else {
+        return;
+    };
+    let left_ms = key.expiry().as_millis() - now.as_millis();
+    #[allow(clippy::cast_precision_loss)]
+    let days = left_ms as f64 / 86_400_000.0;
+    tracing::info!(key_id = key.id.as_str(), expires_at = %key.expiry().to_rfc3339(), days_left = days, "first API key expiry");
+    deps.recorder
+        .emit(API_KEY_EXPIRY_METRIC, Unit::None, days, &[]);
+}
+
+async fn rotate_on_schedule(deps: &RotationDeps) -> Result<Value, RotationError> {
     let now = deps.clock.now();
     let loaded = deps.store.load().await?;
     let Some((next, changes)) = plan(&loaded.set, now, &deps.config.keys.policy) else {

@@ -233,3 +233,49 @@ async fn the_sample_events_run_a_scheduled_rotation_and_all_four_steps() {
     }
     assert_eq!(current_set(&w).await.keys.len(), 2);
 }
+
+#[tokio::test]
+async fn the_daily_run_reports_the_days_left_to_the_first_active_api_key_expiry() {
+    use shared::auth::{ApiKey, ApiKeyRegistry, KeyStatus, KeyType, Permission};
+    let mut w = world();
+    let name = shared::secrets::SecretName::new("partner-bundle/api-keys").unwrap();
+    w.deps.config.api_keys_secret = Some(name.clone());
+    // Nothing is reported while there is no registry.
+    handle(scheduled(), &w.deps).await.unwrap();
+    assert_eq!(w.metrics.total("ApiKeyDaysToExpiry"), 0.0);
+    assert!(
+        w.metrics
+            .documents()
+            .iter()
+            .all(|d| d.get("ApiKeyDaysToExpiry").is_none())
+    );
+
+    let now = w.clock.now();
+    let key = |days: u64, status: KeyStatus| {
+        let mut k = ApiKey::generate(
+            KeyType::Live,
+            vec![Permission::CredentialsRead],
+            vec![],
+            "",
+            now,
+        );
+        k.expires_at = Some(now.plus(Duration::from_secs(days * 86_400)));
+        k.status = status;
+        k
+    };
+    let registry = ApiKeyRegistry {
+        keys: vec![
+            key(80, KeyStatus::Active),
+            key(3, KeyStatus::Revoked),
+            key(12, KeyStatus::Active),
+        ],
+    };
+    w.files.create(&name, &registry.to_secret()).await.unwrap();
+    w.clock.advance(Duration::from_secs(86_400));
+    handle(scheduled(), &w.deps).await.unwrap();
+    assert_eq!(
+        w.metrics.total("ApiKeyDaysToExpiry"),
+        11.0,
+        "the revoked key does not count; the first active one has 11 days left"
+    );
+}

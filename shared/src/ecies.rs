@@ -640,3 +640,40 @@ mod tests {
         assert!("ed25519".parse::<Curve>().is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn any_ciphertext_or_key_bytes_are_refused_without_panicking(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            k1 in any::<bool>(),
+        ) {
+            let curve = if k1 { Curve::Secp256k1 } else { Curve::Secp256r1 };
+            let key = SecretKey::generate(curve);
+            prop_assert!(decrypt(&key, &bytes).is_err());
+            let _ = PublicKey::from_sec1(curve, &bytes);
+            let _ = SecretKey::from_bytes(curve, &bytes);
+            let _ = PublicKey::from_hex(curve, &hex::encode(&bytes));
+        }
+
+        #[test]
+        fn a_ciphertext_with_any_byte_flipped_is_refused(
+            plaintext in proptest::collection::vec(any::<u8>(), 0..64),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let key = SecretKey::generate(Curve::Secp256r1);
+            let mut ct = encrypt(&key.public_key(), &plaintext).unwrap();
+            let i = at.index(ct.len());
+            ct[i] ^= flip;
+            prop_assert!(decrypt(&key, &ct).is_err());
+        }
+    }
+}

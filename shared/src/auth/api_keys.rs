@@ -532,3 +532,40 @@ mod tests {
         assert!(ApiKeyRegistry::parse(r#"{"keys": [{"id": "nope"}]}"#).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_registry_text_parses_or_is_refused_without_panicking(text in "\\PC{0,300}") {
+            let _ = ApiKeyRegistry::parse(&text);
+        }
+
+        #[test]
+        fn any_json_shaped_registry_parses_or_is_refused_without_panicking(
+            id in "\\PC{0,70}",
+            key_type in "\\PC{0,12}",
+            permission in "\\PC{0,20}",
+            ip in "\\PC{0,20}",
+            created in "\\PC{0,30}",
+        ) {
+            let doc = serde_json::json!({"keys": [{
+                "id": id, "secret": "sk_x", "type": key_type, "permissions": [permission],
+                "allowedIps": [ip], "status": "active", "createdAt": created
+            }]});
+            let _ = ApiKeyRegistry::parse(&doc.to_string());
+        }
+
+        #[test]
+        fn an_owner_name_parses_only_from_its_alphabet(text in "\\PC{0,80}") {
+            if let Some(owner) = KeyOwner::parse(&text) {
+                prop_assert!((1..=64).contains(&owner.as_str().len()));
+                prop_assert!(owner.as_str().chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+            }
+        }
+    }
+}

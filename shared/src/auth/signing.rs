@@ -424,3 +424,83 @@ mod tests {
         assert_eq!(sig, hex::encode(mac.finalize().into_bytes()));
     }
 }
+
+#[cfg(all(test, feature = "embedded"))]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::auth::api_keys::{ApiKey, ApiKeyRegistry, KeyType};
+    use crate::clock::ManualClock;
+    use crate::store::embedded::EmbeddedStore;
+
+    struct Registry(ApiKeyRegistry);
+
+    #[async_trait::async_trait]
+    impl ApiKeyLookup for Registry {
+        async fn find(
+            &self,
+            id: &AccessKeyId,
+        ) -> Result<Option<super::super::ApiKey>, super::super::api_keys::RegistryError> {
+            Ok(self.0.get(id).cloned())
+        }
+    }
+
+    fn verifier(key: &ApiKey, dir: &std::path::Path) -> RequestVerifier {
+        let clock: SharedClock = Arc::new(ManualClock::new(Timestamp::from_secs(1_700_000_000)));
+        let store = EmbeddedStore::open(dir.join("r.sqlite3"), clock.clone()).unwrap();
+        let recorder = Recorder::new(
+            "Test",
+            "p",
+            Arc::new(crate::telemetry::MemorySink::default()),
+            clock.clone(),
+        );
+        RequestVerifier::new(
+            Arc::new(Registry(ApiKeyRegistry {
+                keys: vec![key.clone()],
+            })),
+            Arc::new(store),
+            StackEnvironment::Live,
+            clock,
+            recorder,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_timestamp_text_parses_or_is_refused_without_panicking(text in "\\PC{0,40}") {
+            let _ = parse_timestamp(&text);
+            let _ = AccessKeyId::parse(&text);
+        }
+
+        #[test]
+        fn any_header_values_get_a_documented_refusal_never_a_5xx(
+            key_id in prop_oneof![Just(None), "\\PC{0,80}".prop_map(Some)],
+            timestamp in prop_oneof![Just(None), "\\PC{0,40}".prop_map(Some), Just(Some("1700000000".to_owned()))],
+            signature in prop_oneof![Just(None), "\\PC{0,130}".prop_map(Some), "[0-9a-f]{64}".prop_map(Some)],
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            known_key in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let key = ApiKey::generate(KeyType::Live, vec![Permission::CredentialsWrite], vec![], "", Timestamp::from_secs(1_700_000_000));
+            let v = verifier(&key, dir.path());
+            let key_id = if known_key { Some(key.id.as_str().to_owned()) } else { key_id };
+            let parts = SignedParts {
+                method: "POST",
+                path_and_query: "/v1/credentials",
+                access_key: key_id.as_deref(),
+                timestamp: timestamp.as_deref(),
+                signature: signature.as_deref(),
+                body: &body,
+                source_ip: None,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let failure = rt.block_on(v.verify(&parts, Permission::CredentialsWrite)).unwrap_err();
+            let answer = failure.to_api_error();
+            prop_assert!((400..500).contains(&answer.status()), "{failure:?}");
+        }
+    }
+}

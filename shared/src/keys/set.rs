@@ -284,3 +284,32 @@ mod tests {
         assert_eq!(t.publish_grace(), Duration::from_secs(960));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_key_set_text_parses_or_is_refused_without_panicking(text in "\\PC{0,400}") {
+            let _ = KeySet::parse(&text);
+        }
+
+        #[test]
+        fn any_key_entry_parses_or_is_refused_without_panicking(
+            kid in "\\PC{0,50}",
+            x in "[A-Za-z0-9_-]{0,50}",
+            d in "[A-Za-z0-9_-]{0,50}",
+            created in any::<i64>(),
+            version in any::<i64>(),
+        ) {
+            let doc = serde_json::json!({"version": version, "keys": [{
+                "kid": kid, "createdAt": created, "activateAt": created,
+                "privateJwk": {"kty": "EC", "crv": "P-256", "x": x, "y": x, "d": d}
+            }]});
+            let _ = KeySet::parse(&doc.to_string());
+        }
+    }
+}

@@ -108,10 +108,55 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     parse_json(body)
 }
 
-/// Deserializes `body` as `T`. Errors name where the body is wrong (a JSON path, or a line and
-/// column) but never quote a value from it: serde's own messages do, and a value may be personal
-/// data or a secret.
+/// The most JSON values (array elements, object keys and members) a body may hold.
+///
+/// A parsed value takes several times the bytes of its text: 6 MiB of `[0,0,0,…]` would be three
+/// million values, a few hundred MiB in memory, on a function with 256 MiB. Bodies are counted
+/// before they are parsed, so the memory a request can take stays a small multiple of its size.
+pub const MAX_JSON_VALUES: usize = 50_000;
+
+/// The deepest nesting of arrays and objects a body may have.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Counts `body`'s values and nesting without parsing it (a byte scan that skips strings).
+fn within_bounds(body: &[u8]) -> Result<(), &'static str> {
+    let (mut values, mut depth) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                values += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err("the body is nested too deeply");
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' | b':' => values += 1,
+            _ => {}
+        }
+        if values > MAX_JSON_VALUES {
+            return Err("the body holds too many JSON values");
+        }
+    }
+    Ok(())
+}
+
+/// Deserializes `body` as `T`, once [`MAX_JSON_VALUES`] and [`MAX_JSON_DEPTH`] are checked.
+/// Errors name where the body is wrong (a JSON path, or a line and column) but never quote a
+/// value from it: serde's own messages do, and a value may be personal data or a secret.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    within_bounds(body).map_err(|what| ApiError::new(ErrorType::ValidationFailed, what))?;
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -133,6 +178,27 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_of_too_many_values_or_too_deep_is_refused_before_it_is_parsed() {
+        let many = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES));
+        let e = parse_json::<serde_json::Value>(many.as_bytes()).unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::ValidationFailed);
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH + 1),
+            "]".repeat(MAX_JSON_DEPTH + 1)
+        );
+        assert!(parse_json::<serde_json::Value>(deep.as_bytes()).is_err());
+        // Commas, colons and brackets inside strings are text, not values.
+        let text = format!(
+            "{{\"doc\": \"{}\", \"q\": \"a\\\"[\"}}",
+            ",:[{".repeat(200_000)
+        );
+        assert!(parse_json::<serde_json::Value>(text.as_bytes()).is_ok());
+        let fine = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES - 2));
+        assert!(parse_json::<serde_json::Value>(fine.as_bytes()).is_ok());
+    }
 
     fn request(content_type: Option<&str>, body: &str) -> Request {
         let mut b = lambda_http::http::Request::builder()

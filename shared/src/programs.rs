@@ -1,7 +1,8 @@
 //! Issuance programs: configuration, not code. Each program has an id (the platform's
 //! `credentialId`), a JSON Schema for `credentialSubject`, whether the platform encrypts with a
 //! CAK and on which curve, which fields are sensitive (accepted only in `sensitiveData`, encrypted,
-//! never stored), a duplicate policy and an example subject its schema accepts.
+//! never stored), a duplicate policy, whether issuing needs the user's step-up MFA assertion
+//! (`requireMfa`, see `auth::step_up`) and an example subject its schema accepts.
 //!
 //! Validation uses the `jsonschema` crate without remote `$ref` resolution (a schema can never make
 //! the function fetch a URL). Failures are reported as JSON pointers with the failing keyword only:
@@ -40,6 +41,8 @@ struct ProgramDoc {
     sensitive_fields: Vec<String>,
     #[serde(default)]
     on_duplicate: DuplicatePolicy,
+    #[serde(default)]
+    require_mfa: bool,
     example_subject: Value,
 }
 
@@ -62,6 +65,8 @@ pub struct Program {
     pub sensitive_fields: Vec<String>,
     /// The duplicate policy.
     pub on_duplicate: DuplicatePolicy,
+    /// Whether an issuance needs the user's step-up MFA assertion (`requireMfa`, default false).
+    pub require_mfa: bool,
     /// A subject the schema accepts (shown to local users).
     pub example_subject: Value,
     validator: jsonschema::Validator,
@@ -169,6 +174,7 @@ impl Programs {
                 cak: doc.cak.then_some(doc.curve),
                 sensitive_fields: doc.sensitive_fields,
                 on_duplicate: doc.on_duplicate,
+                require_mfa: doc.require_mfa,
                 example_subject: doc.example_subject,
                 validator,
             };

@@ -69,6 +69,9 @@ pub async fn create(req: &Request, deps: &IssueDeps) -> Result<Response<Body>, A
         )
     })?;
     check(&body, program)?;
+    if program.require_mfa {
+        step_up(req, &caller, &body, deps).await?;
+    }
 
     let now = deps.clock.now();
     let lease_until = req
@@ -121,6 +124,34 @@ pub async fn create(req: &Request, deps: &IssueDeps) -> Result<Response<Body>, A
                 tracing::error!(error = %release, "could not release the idempotency key");
             }
             Err(e)
+        }
+    }
+}
+
+/// The step-up MFA check of a `requireMfa` program (see `shared::auth::step_up`): refusals are
+/// logged and counted like every authentication failure.
+async fn step_up(
+    req: &Request,
+    caller: &shared::auth::Caller,
+    body: &IssueBody,
+    deps: &IssueDeps,
+) -> Result<(), ApiError> {
+    let Some(verifier) = &deps.step_up else {
+        // Refused at start: a program requires MFA only where step-up is configured.
+        return Err(ApiError::internal());
+    };
+    let assertion = header(req, shared::auth::step_up::STEP_UP_HEADER);
+    match verifier.verify(assertion, body.user.email.expose()).await {
+        Ok(()) => Ok(()),
+        Err(failure) => {
+            let ip = shared::auth::request::source_ip(req).map(|ip| ip.to_string());
+            deps.recorder.auth_failure(
+                failure.reason(),
+                Some(caller.key_id.as_str()),
+                "POST /v1/credentials",
+                ip.as_deref(),
+            );
+            Err(failure.to_api_error())
         }
     }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
+use shared::auth::step_up::{StepUpConfig, StepUpVerifier};
 use shared::auth::{RequestVerifier, SecretApiKeys, StackEnvironment};
 use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
@@ -64,6 +65,10 @@ pub struct IssueConfig {
     /// `STACK_ENVIRONMENT` (`live` or `test`, default `live`): the key type accepted besides
     /// `read_only`.
     pub environment: StackEnvironment,
+    /// `STEP_UP_ISSUER`, `STEP_UP_AUDIENCE`, `STEP_UP_JWKS_URL`, `STEP_UP_MAX_AGE_SECONDS`: where
+    /// the step-up MFA assertions of `requireMfa` programs come from. Required when a program
+    /// requires MFA.
+    pub step_up: Option<StepUpConfig>,
 }
 
 impl IssueConfig {
@@ -72,8 +77,20 @@ impl IssueConfig {
         let programs_json = r
             .optional("PROGRAMS_JSON")
             .unwrap_or_else(|| shared::programs::SAMPLE_PROGRAMS.to_owned());
-        Programs::from_json(&programs_json)
+        let programs = Programs::from_json(&programs_json)
             .map_err(|e| ConfigError::new("PROGRAMS_JSON", e.to_string()))?;
+        let step_up = StepUpConfig::from_env(r)?;
+        if step_up.is_none()
+            && let Some(p) = programs.iter().find(|p| p.require_mfa)
+        {
+            return Err(ConfigError::new(
+                "STEP_UP_ISSUER",
+                format!(
+                    "program {} requires MFA: set STEP_UP_ISSUER, STEP_UP_AUDIENCE and STEP_UP_JWKS_URL",
+                    p.id
+                ),
+            ));
+        }
         let data_keys = r
             .optional("DATA_KEYS_SECRET_NAME")
             .unwrap_or_else(|| shared::pii::DEFAULT_DATA_KEYS_SECRET.to_owned());
@@ -106,6 +123,7 @@ impl IssueConfig {
             max_body_bytes: r.parsed_or("MAX_BODY_BYTES", 6 * 1024 * 1024)?,
             default_lease: Duration::from_secs(30),
             environment: StackEnvironment::from_env(r)?,
+            step_up,
         })
     }
 
@@ -129,6 +147,8 @@ pub struct IssueDeps {
     pub platform: PlatformClient,
     /// The keys protecting user identifiers.
     pub data_keys: DataKeySource<Arc<dyn SecretSource>>,
+    /// The step-up MFA check of `requireMfa` programs, where configured.
+    pub step_up: Option<StepUpVerifier>,
     /// The clock.
     pub clock: SharedClock,
     /// Metrics.
@@ -198,6 +218,10 @@ impl IssueDeps {
             recorder.clone(),
         );
         Ok(Self {
+            step_up: config
+                .step_up
+                .clone()
+                .map(|c| StepUpVerifier::new(c, clock.clone())),
             programs: config.programs(),
             data_keys: DataKeySource::new(
                 secrets,

@@ -860,3 +860,174 @@ async fn a_retry_of_an_upload_pending_issuance_without_its_documents_is_another_
         "still waiting for its documents"
     );
 }
+
+/// The partner's identity provider for step-up assertions: a JWKS on loopback and its key.
+struct StepUpIdp {
+    key: shared::keys::PrivateJwk,
+    url: String,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl StepUpIdp {
+    async fn start() -> Self {
+        let key = shared::keys::PrivateJwk::generate();
+        let jwks = json!({"keys": [key.public()]}).to_string();
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let body = jwks.clone();
+                async move { ([("content-type", "application/json")], body) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            key,
+            url,
+            _server: server,
+        }
+    }
+
+    fn assertion(&self, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.key.kid().as_str().to_owned());
+        let der = self.key.to_pkcs8_der().unwrap();
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_ec_der(&der),
+        )
+        .unwrap()
+    }
+}
+
+fn programs_requiring_mfa(id: &str) -> String {
+    let mut programs: Value = serde_json::from_str(shared::programs::SAMPLE_PROGRAMS).unwrap();
+    for p in programs.as_array_mut().unwrap() {
+        if p["id"] == id {
+            p["requireMfa"] = json!(true);
+        }
+    }
+    programs.to_string()
+}
+
+#[tokio::test]
+async fn a_program_requiring_mfa_issues_only_with_a_fresh_step_up_assertion_for_that_user() {
+    let idp = StepUpIdp::start().await;
+    let programs = programs_requiring_mfa("kyc-basic");
+    let w = world(&[
+        ("PROGRAMS_JSON", programs.as_str()),
+        ("STEP_UP_ISSUER", "https://idp.example.com/"),
+        ("STEP_UP_AUDIENCE", "partner-issuance"),
+        ("STEP_UP_JWKS_URL", idp.url.as_str()),
+    ])
+    .await;
+    let now = shared::clock::Clock::now(&shared::clock::SystemClock).as_secs();
+    let claims = |changes: Value| {
+        let mut c = json!({
+            "iss": "https://idp.example.com/", "aud": "partner-issuance", "sub": "u-1",
+            "email": "quinn@example.com", "amr": ["pwd", "otp"],
+            "iat": now - 10, "auth_time": now - 20, "exp": now + 240
+        });
+        for (k, v) in changes.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let send = |n: usize, assertion: Option<String>| {
+        let mut req = w.post(
+            &w.writer,
+            Some(&format!("mfa-{n}")),
+            &body("kyc-basic", "quinn@example.com"),
+        );
+        if let Some(a) = &assertion {
+            req = req.header("x-step-up-token", a);
+        }
+        w.send(req)
+    };
+    let refusals = [
+        ("no assertion", None),
+        ("not a JWT", Some("not-a-jwt".to_owned())),
+        (
+            "another audience",
+            Some(idp.assertion(&claims(json!({"aud": "other-app"})))),
+        ),
+        (
+            "another issuer",
+            Some(idp.assertion(&claims(json!({"iss": "https://evil.example/"})))),
+        ),
+        (
+            "expired",
+            Some(idp.assertion(&claims(json!({"exp": now - 120})))),
+        ),
+        (
+            "second factor too long ago",
+            Some(idp.assertion(&claims(json!({"auth_time": now - 900})))),
+        ),
+        (
+            "no MFA in amr",
+            Some(idp.assertion(&claims(json!({"amr": ["pwd"]})))),
+        ),
+        (
+            "another user",
+            Some(idp.assertion(&claims(json!({"email": "rita@example.com"})))),
+        ),
+    ];
+    for (n, (what, assertion)) in refusals.into_iter().enumerate() {
+        let (s, a, _) = send(n, assertion).await;
+        assert_eq!(
+            (s, a["errorType"].as_str()),
+            (403, Some("mfa_required")),
+            "{what}: {a}"
+        );
+    }
+    let forged = {
+        let other = shared::keys::PrivateJwk::generate();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(idp.key.kid().as_str().to_owned());
+        let der = other.to_pkcs8_der().unwrap();
+        jsonwebtoken::encode(
+            &header,
+            &claims(json!({})),
+            &jsonwebtoken::EncodingKey::from_ec_der(&der),
+        )
+        .unwrap()
+    };
+    let (s, a, _) = send(20, Some(forged)).await;
+    assert_eq!(
+        (s, a["errorType"].as_str()),
+        (403, Some("mfa_required")),
+        "forged: {a}"
+    );
+    assert_eq!(w.issue_calls().len(), 0, "nothing reached the platform");
+
+    let (s, a, _) = send(21, Some(idp.assertion(&claims(json!({}))))).await;
+    assert_eq!(s, 202, "{a}");
+    assert_eq!(w.issue_calls().len(), 1);
+
+    // A program without requireMfa needs no assertion.
+    let (s, a, _) = w
+        .send(w.post(
+            &w.writer,
+            Some("mfa-free"),
+            &body("kyc-document-r1", "sam@example.com"),
+        ))
+        .await;
+    assert_eq!(s, 202, "{a}");
+}
+
+#[test]
+fn a_program_requiring_mfa_without_step_up_settings_stops_the_function_at_start() {
+    let programs = programs_requiring_mfa("kyc-basic");
+    let env = shared::config::MapEnv::from_pairs([
+        ("ISSUER_DID", "did:air:id:test:p"),
+        ("PARTNER_ID", "p"),
+        ("PLATFORM_BASE_URL", "https://platform.example.com"),
+        ("PROGRAMS_JSON", programs.as_str()),
+    ]);
+    let err = issue::IssueConfig::from_env(&shared::config::EnvReader::new(&env)).unwrap_err();
+    assert_eq!(err.var, "STEP_UP_ISSUER");
+}

@@ -6,6 +6,8 @@ pub mod api_keys;
 #[cfg(feature = "http")]
 pub mod request;
 pub mod signing;
+#[cfg(feature = "platform")]
+pub mod step_up;
 
 pub use api_keys::{
     AccessKeyId, ApiKey, ApiKeyLookup, ApiKeyRegistry, DEFAULT_API_KEYS_SECRET,

@@ -196,6 +196,26 @@ async fn a_conditional_write_lands_only_while_current_is_the_version_it_read(f: 
     );
 }
 
+async fn a_version_says_when_it_was_written(f: Fixture) {
+    let s = &f.store;
+    s.create(&f.name, &secret("one")).await.unwrap();
+    let first = s.current(&f.name).await.unwrap();
+    let written = first
+        .created_at
+        .expect("the first version has a creation time");
+    f.clock.advance(Duration::from_secs(5));
+    let next = VersionId::random();
+    s.put_current_if(&f.name, &next, &secret("two"), &first.id)
+        .await
+        .unwrap();
+    let second = s.current(&f.name).await.unwrap();
+    assert_eq!(value(&second), "two");
+    let rewritten = second
+        .created_at
+        .expect("a new version has a creation time");
+    assert!(rewritten >= written, "{rewritten:?} before {written:?}");
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_local_files {
@@ -225,6 +245,7 @@ contract!(
     promoting_an_unknown_version_is_not_found,
     the_cache_serves_a_value_until_its_ttl_and_then_reads_again,
     a_conditional_write_lands_only_while_current_is_the_version_it_read,
+    a_version_says_when_it_was_written,
 );
 
 mod cache {

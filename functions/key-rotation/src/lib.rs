@@ -12,10 +12,12 @@
 //! Concurrent runs are safe: every scheduled write is a compare-and-swap on the secret, and
 //! `finishSecret` refuses to promote a pending document derived from an older key set.
 //!
-//! The daily run also reports how soon the server callers' credentials expire: the metric
+//! The daily run also reports the age of the credentials other parties hold: the metric
 //! `ApiKeyDaysToExpiry` is the days left to the active API key that expires first (negative once
-//! it has expired), which the template's `ApiKeyExpiryAlarm` watches. It is a report: a registry
-//! that cannot be read is logged and leaves the rotation's own outcome alone.
+//! it has expired), which the template's `ApiKeyExpiryAlarm` watches, and `WebhookSecretAgeDays`
+//! the age of the webhook secrets' current version (the last time a secret was added or removed),
+//! which `WebhookSecretAgeAlarm` watches. They are reports: a secret that cannot be read is logged
+//! and leaves the rotation's own outcome alone.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -39,27 +41,32 @@ pub struct RotationConfig {
     /// `API_KEYS_SECRET_NAME`: the API-key registry whose expiries the daily run reports; unset,
     /// nothing is reported.
     pub api_keys_secret: Option<SecretName>,
+    /// `WEBHOOK_SECRETS_SECRET_NAME`: the webhook secrets whose age the daily run reports; unset,
+    /// nothing is reported.
+    pub webhook_secrets_secret: Option<SecretName>,
 }
 
 impl RotationConfig {
     /// Reads the configuration.
     pub fn from_env(r: &EnvReader<'_>) -> Result<Self, ConfigError> {
-        let api_keys_secret = r
-            .optional("API_KEYS_SECRET_NAME")
-            .map(|n| {
-                SecretName::new(&n)
-                    .map_err(|e| ConfigError::new("API_KEYS_SECRET_NAME", e.to_string()))
-            })
-            .transpose()?;
+        let name = |var: &str| {
+            r.optional(var)
+                .map(|n| SecretName::new(&n).map_err(|e| ConfigError::new(var, e.to_string())))
+                .transpose()
+        };
         Ok(Self {
             keys: KeyConfig::from_env(r)?,
-            api_keys_secret,
+            api_keys_secret: name("API_KEYS_SECRET_NAME")?,
+            webhook_secrets_secret: name("WEBHOOK_SECRETS_SECRET_NAME")?,
         })
     }
 }
 
 /// The metric of the days left to the first expiry among the active API keys.
 pub const API_KEY_EXPIRY_METRIC: &str = "ApiKeyDaysToExpiry";
+
+/// The metric of the age, in days, of the webhook secrets' current version.
+pub const WEBHOOK_SECRET_AGE_METRIC: &str = "WebhookSecretAgeDays";
 
 /// What the handler needs, built once per container.
 pub struct RotationDeps {
@@ -174,7 +181,33 @@ fn describe(changes: &[Change]) -> Vec<Value> {
 async fn scheduled(deps: &RotationDeps) -> Result<Value, RotationError> {
     let result = rotate_on_schedule(deps).await;
     report_api_key_expiry(deps).await;
+    report_webhook_secret_age(deps).await;
     result
+}
+
+/// Emits [`WEBHOOK_SECRET_AGE_METRIC`], if the secret is configured and exists.
+async fn report_webhook_secret_age(deps: &RotationDeps) {
+    let Some(name) = &deps.config.webhook_secrets_secret else {
+        return;
+    };
+    let written = match deps.store.secrets().current(name).await {
+        Ok(v) => v.created_at,
+        Err(SecretsError::NotFound(_)) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the webhook secrets; their age is not reported");
+            return;
+        }
+    };
+    let Some(written) = written else {
+        tracing::warn!("the secrets store gives no creation time; webhook secret age not reported");
+        return;
+    };
+    let age = deps.clock.now().since(written);
+    #[allow(clippy::cast_precision_loss)]
+    let days = age.as_millis() as f64 / 86_400_000.0;
+    tracing::info!(written_at = %written.to_rfc3339(), age_days = days, "webhook secrets age");
+    deps.recorder
+        .emit(WEBHOOK_SECRET_AGE_METRIC, Unit::None, days, &[]);
 }
 
 /// Emits [`API_KEY_EXPIRY_METRIC`] for the registry, if one is configured and has an active key.

@@ -279,3 +279,28 @@ async fn the_daily_run_reports_the_days_left_to_the_first_active_api_key_expiry(
         "the revoked key does not count; the first active one has 11 days left"
     );
 }
+
+#[tokio::test]
+async fn the_daily_run_reports_the_age_of_the_webhook_secrets_current_version() {
+    let mut w = world();
+    let name = shared::secrets::SecretName::new("partner-bundle/webhook-secrets").unwrap();
+    w.deps.config.webhook_secrets_secret = Some(name.clone());
+    handle(scheduled(), &w.deps).await.unwrap();
+    assert!(
+        w.metrics
+            .documents()
+            .iter()
+            .all(|d| d.get("WebhookSecretAgeDays").is_none()),
+        "no secret yet: nothing to report"
+    );
+    w.files
+        .create(
+            &name,
+            &secrecy::SecretString::from("whsec_c2VjcmV0".to_owned()),
+        )
+        .await
+        .unwrap();
+    w.clock.advance(Duration::from_secs(91 * 86_400 + 43_200));
+    handle(scheduled(), &w.deps).await.unwrap();
+    assert_eq!(w.metrics.total("WebhookSecretAgeDays"), 91.5);
+}

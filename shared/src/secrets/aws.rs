@@ -53,6 +53,10 @@ impl SecretsManagerStore {
                 .iter()
                 .filter_map(|s| Stage::parse(s))
                 .collect(),
+            created_at: out
+                .created_date()
+                .and_then(|d| d.to_millis().ok())
+                .map(crate::clock::Timestamp::from_millis),
         })
     }
 

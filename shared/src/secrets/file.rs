@@ -145,6 +145,7 @@ impl FileSecrets {
             id: VersionId::new(&v.id)?,
             value: SecretString::from(v.value.clone()),
             stages: v.stages.iter().filter_map(|s| Stage::parse(s)).collect(),
+            created_at: Some(v.created_at),
         })
     }
 

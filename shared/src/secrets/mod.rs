@@ -149,6 +149,9 @@ pub struct SecretVersion {
     pub value: SecretString,
     /// The labels on it.
     pub stages: Vec<Stage>,
+    /// When this version was written, where the store says (Secrets Manager's `CreatedDate`):
+    /// the age of a secret that is rotated by replacing its value.
+    pub created_at: Option<crate::clock::Timestamp>,
 }
 
 /// The versions of a secret and their labels, without values.

@@ -87,3 +87,17 @@ fn the_records_table_is_protected_from_deletion() {
     assert_eq!(table["Properties"]["DeletionProtectionEnabled"], true);
     assert_eq!(table["DeletionPolicy"], "Retain");
 }
+
+#[test]
+fn cors_origins_are_https_only() {
+    let text = std::fs::read_to_string(lambda_emu::workspace_root().join("template.yaml")).unwrap();
+    let root: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let pattern = root["Parameters"]["AllowedOrigins"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    assert!(pattern.starts_with("^(|https://"), "{pattern}");
+    assert!(
+        !pattern.contains("https?") && !pattern.contains("http://"),
+        "{pattern}"
+    );
+}

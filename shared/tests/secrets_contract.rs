@@ -216,6 +216,24 @@ async fn a_version_says_when_it_was_written(f: Fixture) {
     assert!(rewritten >= written, "{rewritten:?} before {written:?}");
 }
 
+async fn a_discarded_pending_version_loses_only_its_pending_label_and_discarding_again_is_a_no_op(
+    f: Fixture,
+) {
+    let s = &f.store;
+    let first = s.create(&f.name, &secret("one")).await.unwrap();
+    let token = VersionId::random();
+    s.put_pending(&f.name, &token, &secret("two")).await.unwrap();
+    assert_eq!(s.stages(&f.name).await.unwrap().with(Stage::Pending), Some(&token));
+    s.discard_pending(&f.name, &token).await.unwrap();
+    let stages = s.stages(&f.name).await.unwrap();
+    assert_eq!(stages.with(Stage::Pending), None);
+    assert_eq!(stages.with(Stage::Current), Some(&first));
+    assert_eq!(value(&s.get_version(&f.name, &token).await.unwrap()), "two", "the version stays");
+    s.discard_pending(&f.name, &token).await.unwrap();
+    s.discard_pending(&f.name, &first).await.unwrap();
+    assert_eq!(s.stages(&f.name).await.unwrap().with(Stage::Current), Some(&first));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_local_files {
@@ -246,6 +264,7 @@ contract!(
     the_cache_serves_a_value_until_its_ttl_and_then_reads_again,
     a_conditional_write_lands_only_while_current_is_the_version_it_read,
     a_version_says_when_it_was_written,
+    a_discarded_pending_version_loses_only_its_pending_label_and_discarding_again_is_a_no_op,
 );
 
 mod cache {

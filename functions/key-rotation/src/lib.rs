@@ -10,7 +10,8 @@
 //!   to do: the JWKS reads the key set itself.
 //!
 //! Concurrent runs are safe: every scheduled write is a compare-and-swap on the secret, and
-//! `finishSecret` refuses to promote a pending document derived from an older key set.
+//! `finishSecret` never promotes a pending document derived from an older key set, nor a key that
+//! would sign before it was published for the minimum lead (see [`finish`]).
 //!
 //! The daily run also reports the age of the credentials other parties hold: the metric
 //! `ApiKeyDaysToExpiry` is the days left to the active API key that expires first (negative once
@@ -29,7 +30,9 @@ use shared::auth::{ApiKeyRegistry, KeyStatus};
 use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::keys::policy::{Change, plan, rotate};
-use shared::keys::{KeyConfig, KeySet, KeySetSource, KeySetStore, KeySourceError, PreparedKeys};
+use shared::keys::{
+    KeyConfig, KeySet, KeySetSource, KeySetStore, KeySourceError, KeyState, PreparedKeys,
+};
 use shared::secrets::{SecretName, SecretWriter, SecretsError, VersionId};
 use shared::telemetry::{Recorder, Unit};
 
@@ -110,17 +113,6 @@ pub enum RotationError {
     /// The pending key set failed its self-test.
     #[error("the pending key set failed its self-test: {0}")]
     SelfTest(String),
-    /// The key set changed between `createSecret` and `finishSecret`; promoting the pending
-    /// document would undo that change. The next rotation starts from the new document.
-    #[error(
-        "the key set changed during this rotation (pending version {pending}, current {current}); not promoted"
-    )]
-    Stale {
-        /// The pending document's version.
-        pending: u64,
-        /// The current document's version.
-        current: u64,
-    },
 }
 
 impl From<RotationError> for lambda_runtime::Diagnostic {
@@ -131,7 +123,6 @@ impl From<RotationError> for lambda_runtime::Diagnostic {
             RotationError::ForeignSecret => "ForeignSecret",
             RotationError::UnknownEvent(_) => "UnknownEvent",
             RotationError::SelfTest(_) => "SelfTestFailed",
-            RotationError::Stale { .. } => "StaleRotation",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
@@ -264,6 +255,74 @@ async fn rotate_on_schedule(deps: &RotationDeps) -> Result<Value, RotationError>
     Ok(json!({"action": "rotated", "version": next.version, "changes": described}))
 }
 
+/// `finishSecret`, idempotent under retries and under concurrent changes of the key set:
+/// - the token already current: nothing to do;
+/// - the key set changed since `createSecret` (a scheduled run, `opsctl keys rotate`): promoting
+///   the pending document would undo that change, so the rotation is superseded — its pending
+///   label is dropped, so that Secrets Manager can start the next one, which derives from the
+///   new key set;
+/// - the pending key would sign before verifiers could have fetched it (this step ran late,
+///   after retries): the same keys are written as the current version with the new key's
+///   `activateAt` moved to now plus the minimum lead, and the pending label dropped;
+/// - otherwise the pending version is promoted.
+///
+/// So no retry fails forever, and no token is ever signed by a key published for less than the
+/// minimum lead.
+async fn finish(
+    name: &shared::secrets::SecretName,
+    token: &VersionId,
+    deps: &RotationDeps,
+) -> Result<Value, RotationError> {
+    let secrets = deps.store.secrets();
+    let loaded = deps.store.load().await?;
+    if loaded.version.as_ref() == Some(token) {
+        return Ok(json!({"step": "finishSecret", "action": "already current"}));
+    }
+    let pending = secrets.get_version(name, token).await?;
+    let pending = KeySet::parse(pending.value.expose_secret()).map_err(KeySourceError::from)?;
+    if pending.version != loaded.set.version + 1 {
+        secrets.discard_pending(name, token).await?;
+        tracing::warn!(
+            pending = pending.version,
+            current = loaded.set.version,
+            "the key set changed during this rotation; it is superseded and not promoted"
+        );
+        deps.recorder
+            .emit("RotationsSuperseded", Unit::Count, 1.0, &[]);
+        return Ok(json!({"step": "finishSecret", "action": "superseded",
+            "pending": pending.version, "current": loaded.set.version}));
+    }
+    let now = deps.clock.now();
+    let timings = &deps.config.keys.timings;
+    let earliest = now.plus(timings.min_lead());
+    let signing_now = loaded
+        .set
+        .keys
+        .iter()
+        .any(|k| loaded.set.state(k, now, timings) == KeyState::Active);
+    let mut retimed = pending.clone();
+    let mut late = Vec::new();
+    for k in &mut retimed.keys {
+        if signing_now && loaded.set.get(&k.kid).is_none() && k.activate_at < earliest {
+            k.activate_at = earliest;
+            late.push(k.kid.to_string());
+        }
+    }
+    if late.is_empty() {
+        secrets.promote(name, token).await?;
+    } else {
+        deps.store.save(&loaded, &retimed).await?;
+        secrets.discard_pending(name, token).await?;
+        tracing::warn!(kids = ?late, activate_at = %earliest.to_rfc3339(),
+            "this rotation finished late: its new key signs from the minimum lead on");
+    }
+    if let Some(cache) = &deps.local_cache {
+        cache.invalidate();
+    }
+    deps.recorder.emit("KeySetChanges", Unit::Count, 1.0, &[]);
+    Ok(json!({"step": "finishSecret", "current": token.as_str(), "retimed": late}))
+}
+
 async fn native_step(step: &RotationStep, deps: &RotationDeps) -> Result<Value, RotationError> {
     let name = deps.store.name().clone();
     if !name.is_designated_by(&step.secret_id) {
@@ -308,28 +367,7 @@ async fn native_step(step: &RotationStep, deps: &RotationDeps) -> Result<Value, 
                 .map_err(|e| RotationError::SelfTest(e.to_string()))?;
             Ok(json!({"step": "testSecret", "tested": newest}))
         }
-        "finishSecret" => {
-            let loaded = deps.store.load().await?;
-            if loaded.version.as_ref() != Some(&token) {
-                // Promote only a document derived from the current one, or a scheduled run or an
-                // operator's change made since createSecret would be silently undone.
-                let pending = secrets.get_version(&name, &token).await?;
-                let pending =
-                    KeySet::parse(pending.value.expose_secret()).map_err(KeySourceError::from)?;
-                if pending.version != loaded.set.version + 1 {
-                    return Err(RotationError::Stale {
-                        pending: pending.version,
-                        current: loaded.set.version,
-                    });
-                }
-            }
-            secrets.promote(&name, &token).await?;
-            if let Some(cache) = &deps.local_cache {
-                cache.invalidate();
-            }
-            deps.recorder.emit("KeySetChanges", Unit::Count, 1.0, &[]);
-            Ok(json!({"step": "finishSecret", "current": token.as_str()}))
-        }
+        "finishSecret" => finish(&name, &token, deps).await,
         other => Err(RotationError::UnknownEvent(format!(
             "unknown step {other:?}"
         ))),

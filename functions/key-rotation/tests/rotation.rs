@@ -191,7 +191,8 @@ async fn test_secret_fails_when_the_pending_document_is_not_a_usable_key_set() {
 }
 
 #[tokio::test]
-async fn finish_secret_refuses_to_undo_a_change_made_during_the_rotation() {
+async fn finish_secret_after_a_change_made_during_the_rotation_keeps_that_change_and_ends_cleanly()
+{
     let w = world();
     handle(scheduled(), &w.deps).await.unwrap();
     let name = w.deps.config.keys.secret_name.as_str().to_owned();
@@ -201,14 +202,149 @@ async fn finish_secret_refuses_to_undo_a_change_made_during_the_rotation() {
     let out = handle(scheduled(), &w.deps).await.unwrap();
     assert_eq!(out["action"], "rotated");
     let during = current_set(&w).await;
-    let err = handle(step("finishSecret", &name), &w.deps)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, RotationError::Stale { .. }), "{err}");
+    for _ in 0..2 {
+        let out = handle(step("finishSecret", &name), &w.deps).await.unwrap();
+        assert_eq!(out["action"], "superseded", "{out}");
+    }
     assert_eq!(
         current_set(&w).await,
         during,
         "the change made during the rotation stands"
+    );
+    assert!(
+        w.files
+            .get(&w.deps.config.keys.secret_name, Stage::Pending)
+            .await
+            .unwrap()
+            .is_none(),
+        "no pending version is left to block the next rotation"
+    );
+    assert_eq!(w.metrics.total("RotationsSuperseded"), 2.0);
+}
+
+fn step_with(name: &str, secret_id: &str, token: &str) -> serde_json::Value {
+    json!({"Step": name, "SecretId": secret_id, "ClientRequestToken": token})
+}
+
+/// Watches the current key set as verifiers and signers see it: when each key was first
+/// published, and whether the key signing now was published for the minimum lead.
+struct Watch {
+    first_seen: std::collections::HashMap<String, Timestamp>,
+    bootstrap: Option<String>,
+}
+
+impl Watch {
+    async fn check(&mut self, w: &World, when: &str) {
+        let set = current_set(w).await;
+        let now = w.clock.now();
+        let t = &w.deps.config.keys.timings;
+        for k in &set.keys {
+            self.first_seen.entry(k.kid.to_string()).or_insert(now);
+        }
+        if self.bootstrap.is_none() {
+            self.bootstrap = set.keys.first().map(|k| k.kid.to_string());
+        }
+        let signing = set
+            .keys
+            .iter()
+            .filter(|k| set.state(k, now, t) == KeyState::Active)
+            .max_by_key(|k| k.activate_at);
+        let Some(signing) = signing else {
+            panic!("{when}: no key signs");
+        };
+        let kid = signing.kid.to_string();
+        if Some(&kid) == self.bootstrap.as_ref() {
+            return; // the first key of an empty set signs at once, before anyone verifies
+        }
+        let published = self.first_seen[&kid];
+        assert!(
+            now.since(published) >= t.min_lead(),
+            "{when}: {kid} signs {:?} after it was published, less than the minimum lead {:?}",
+            now.since(published),
+            t.min_lead()
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_step_twice_interleaved_with_opsctl_rotate_and_a_late_finish_never_signs_with_an_unpublished_key()
+ {
+    let w = world();
+    let name = w.deps.config.keys.secret_name.as_str().to_owned();
+    let lead = w.deps.config.keys.timings.min_lead();
+    let mut watch = Watch {
+        first_seen: std::collections::HashMap::new(),
+        bootstrap: None,
+    };
+    handle(scheduled(), &w.deps).await.unwrap();
+    watch.check(&w, "bootstrap").await;
+    w.clock.advance(lead * 2);
+
+    // A native rotation interleaved with an operator's rotation, finished late.
+    let first = "0c4a1d7e-2b3f-4e5a-9c8d-7f6e5d4c3b2a";
+    for s in ["createSecret", "createSecret"] {
+        handle(step_with(s, &name, first), &w.deps).await.unwrap();
+        watch.check(&w, s).await;
+    }
+    let store = KeySetStore::new(
+        std::sync::Arc::new(w.files.clone()) as std::sync::Arc<dyn SecretWriter>,
+        w.deps.config.keys.secret_name.clone(),
+    );
+    let loaded = store.load().await.unwrap();
+    let (next, _) = shared::keys::policy::rotate(
+        &loaded.set,
+        w.clock.now(),
+        &w.deps.config.keys.policy,
+        false,
+    );
+    store.save(&loaded, &next).await.unwrap(); // what `opsctl keys rotate` writes
+    watch.check(&w, "opsctl keys rotate").await;
+    for s in ["setSecret", "setSecret", "testSecret", "testSecret"] {
+        handle(step_with(s, &name, first), &w.deps).await.unwrap();
+        watch.check(&w, s).await;
+    }
+    w.clock.advance(lead * 3);
+    for _ in 0..2 {
+        handle(step_with("finishSecret", &name, first), &w.deps)
+            .await
+            .unwrap();
+        watch.check(&w, "finishSecret after opsctl").await;
+    }
+
+    // A native rotation alone whose finishSecret comes long after its createSecret.
+    w.clock.advance(lead * 2);
+    let second = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b";
+    for s in [
+        "createSecret",
+        "createSecret",
+        "setSecret",
+        "testSecret",
+        "testSecret",
+    ] {
+        handle(step_with(s, &name, second), &w.deps).await.unwrap();
+        watch.check(&w, s).await;
+    }
+    let before = current_set(&w).await;
+    w.clock.advance(lead * 3);
+    for _ in 0..2 {
+        handle(step_with("finishSecret", &name, second), &w.deps)
+            .await
+            .unwrap();
+        watch.check(&w, "late finishSecret").await;
+    }
+    let after = current_set(&w).await;
+    assert_eq!(after.keys.len(), before.keys.len() + 1, "the rotation still added its key");
+    // Time passes: every key that signs was published for the lead first.
+    for _ in 0..8 {
+        w.clock.advance(lead / 4);
+        watch.check(&w, "later").await;
+    }
+    assert!(
+        w.files
+            .get(&w.deps.config.keys.secret_name, Stage::Pending)
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 

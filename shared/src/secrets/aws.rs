@@ -315,6 +315,14 @@ impl SecretWriter for SecretsManagerStore {
         self.drop_label(name, id, Stage::Pending).await
     }
 
+    async fn discard_pending(
+        &self,
+        name: &SecretName,
+        id: &VersionId,
+    ) -> Result<(), SecretsError> {
+        self.drop_label(name, id, Stage::Pending).await
+    }
+
     async fn stages(&self, name: &SecretName) -> Result<VersionStages, SecretsError> {
         let out = match self
             .client

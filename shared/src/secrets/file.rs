@@ -340,6 +340,26 @@ impl SecretWriter for FileSecrets {
         })
     }
 
+    async fn discard_pending(
+        &self,
+        name: &SecretName,
+        id: &VersionId,
+    ) -> Result<(), SecretsError> {
+        self.update(name, |doc| {
+            let mut doc = doc.ok_or_else(|| SecretsError::NotFound(name.to_string()))?;
+            let pending = Stage::Pending.as_str();
+            let Some(v) = doc
+                .versions
+                .iter_mut()
+                .find(|v| v.id == id.as_str() && v.stages.iter().any(|s| s == pending))
+            else {
+                return Ok((None, ()));
+            };
+            v.stages.retain(|s| s != pending);
+            Ok((Some(doc), ()))
+        })
+    }
+
     async fn stages(&self, name: &SecretName) -> Result<VersionStages, SecretsError> {
         let doc = self
             .read(name)?

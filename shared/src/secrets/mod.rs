@@ -273,6 +273,12 @@ pub trait SecretWriter: SecretSource {
 
     /// Every version that carries a label, with its labels.
     async fn stages(&self, name: &SecretName) -> Result<VersionStages, SecretsError>;
+
+    /// Takes `AWSPENDING` off version `id`, if it carries it (a rotation that will not be
+    /// finished: Secrets Manager refuses to start another while a pending version is left).
+    /// Idempotent: a version without the label is left as it is.
+    async fn discard_pending(&self, name: &SecretName, id: &VersionId)
+    -> Result<(), SecretsError>;
 }
 
 #[async_trait]
@@ -338,6 +344,14 @@ impl<T: SecretWriter + ?Sized> SecretWriter for std::sync::Arc<T> {
 
     async fn stages(&self, name: &SecretName) -> Result<VersionStages, SecretsError> {
         (**self).stages(name).await
+    }
+
+    async fn discard_pending(
+        &self,
+        name: &SecretName,
+        id: &VersionId,
+    ) -> Result<(), SecretsError> {
+        (**self).discard_pending(name, id).await
     }
 }
 

@@ -101,3 +101,41 @@ fn cors_origins_are_https_only() {
         "{pattern}"
     );
 }
+
+#[test]
+fn the_routes_the_platform_calls_have_a_throttle_of_their_own() {
+    let template = Template::load(&lambda_emu::workspace_root().join("template.yaml")).unwrap();
+    let routes: Vec<String> = template
+        .http_routes()
+        .unwrap()
+        .into_iter()
+        .map(|(method, path, _)| format!("{method} {path}"))
+        .collect();
+    let api = template.resource("PartnerApi").unwrap();
+    let settings = api["Properties"]["RouteSettings"].as_mapping().unwrap();
+    for route in ["GET /.well-known/jwks.json", "POST /v1/callbacks/cak"] {
+        assert!(routes.iter().any(|r| r == route), "{route} is not a route: {routes:?}");
+        let s = settings
+            .get(route)
+            .unwrap_or_else(|| panic!("{route} has no throttle of its own"));
+        assert!(!s["ThrottlingRateLimit"].is_null() && !s["ThrottlingBurstLimit"].is_null());
+    }
+}
+
+#[test]
+fn every_function_behind_the_api_can_be_given_reserved_concurrency() {
+    let template = Template::load(&lambda_emu::workspace_root().join("template.yaml")).unwrap();
+    for f in [
+        "TokenMintFunction",
+        "ServerTokenMintFunction",
+        "JwksFunction",
+        "IssueFunction",
+        "CallbackReceiverFunction",
+    ] {
+        let props = &template.resource(f).unwrap()["Properties"];
+        assert!(
+            !props["ReservedConcurrentExecutions"].is_null(),
+            "{f} has no reserved-concurrency setting"
+        );
+    }
+}

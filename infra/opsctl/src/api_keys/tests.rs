@@ -224,6 +224,14 @@ mod concurrency {
         async fn stages(&self, name: &SecretName) -> Result<VersionStages, SecretsError> {
             self.inner.stages(name).await
         }
+
+        async fn discard_pending(
+            &self,
+            name: &SecretName,
+            id: &VersionId,
+        ) -> Result<(), SecretsError> {
+            self.inner.discard_pending(name, id).await
+        }
     }
 
     fn name() -> SecretName {

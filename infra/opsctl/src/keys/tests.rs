@@ -367,6 +367,14 @@ impl SecretWriter for Racing {
     async fn stages(&self, name: &SecretName) -> Result<VersionStages, SecretsError> {
         self.inner.stages(name).await
     }
+
+    async fn discard_pending(
+        &self,
+        name: &SecretName,
+        id: &VersionId,
+    ) -> Result<(), SecretsError> {
+        self.inner.discard_pending(name, id).await
+    }
 }
 
 #[tokio::test]

@@ -222,16 +222,28 @@ async fn a_discarded_pending_version_loses_only_its_pending_label_and_discarding
     let s = &f.store;
     let first = s.create(&f.name, &secret("one")).await.unwrap();
     let token = VersionId::random();
-    s.put_pending(&f.name, &token, &secret("two")).await.unwrap();
-    assert_eq!(s.stages(&f.name).await.unwrap().with(Stage::Pending), Some(&token));
+    s.put_pending(&f.name, &token, &secret("two"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.stages(&f.name).await.unwrap().with(Stage::Pending),
+        Some(&token)
+    );
     s.discard_pending(&f.name, &token).await.unwrap();
     let stages = s.stages(&f.name).await.unwrap();
     assert_eq!(stages.with(Stage::Pending), None);
     assert_eq!(stages.with(Stage::Current), Some(&first));
-    assert_eq!(value(&s.get_version(&f.name, &token).await.unwrap()), "two", "the version stays");
+    assert_eq!(
+        value(&s.get_version(&f.name, &token).await.unwrap()),
+        "two",
+        "the version stays"
+    );
     s.discard_pending(&f.name, &token).await.unwrap();
     s.discard_pending(&f.name, &first).await.unwrap();
-    assert_eq!(s.stages(&f.name).await.unwrap().with(Stage::Current), Some(&first));
+    assert_eq!(
+        s.stages(&f.name).await.unwrap().with(Stage::Current),
+        Some(&first)
+    );
 }
 
 macro_rules! contract {

@@ -332,8 +332,29 @@ async fn every_step_twice_interleaved_with_opsctl_rotate_and_a_late_finish_never
             .unwrap();
         watch.check(&w, "late finishSecret").await;
     }
+    let staged = w
+        .files
+        .get_version(
+            &w.deps.config.keys.secret_name,
+            &shared::secrets::VersionId::new(second).unwrap(),
+        )
+        .await
+        .unwrap();
+    let staged = KeySet::parse(staged.value.expose_secret()).unwrap();
+    let added: Vec<_> = staged
+        .keys
+        .iter()
+        .filter(|k| before.get(&k.kid).is_none())
+        .collect();
+    assert_eq!(added.len(), 1, "the rotation staged one new key");
     let after = current_set(&w).await;
-    assert_eq!(after.keys.len(), before.keys.len() + 1, "the rotation still added its key");
+    let kept = after
+        .get(&added[0].kid)
+        .expect("the late rotation still added its key");
+    assert!(
+        kept.activate_at > added[0].activate_at,
+        "its activateAt moved later"
+    );
     // Time passes: every key that signs was published for the lead first.
     for _ in 0..8 {
         w.clock.advance(lead / 4);

@@ -315,11 +315,7 @@ impl SecretWriter for SecretsManagerStore {
         self.drop_label(name, id, Stage::Pending).await
     }
 
-    async fn discard_pending(
-        &self,
-        name: &SecretName,
-        id: &VersionId,
-    ) -> Result<(), SecretsError> {
+    async fn discard_pending(&self, name: &SecretName, id: &VersionId) -> Result<(), SecretsError> {
         self.drop_label(name, id, Stage::Pending).await
     }
 

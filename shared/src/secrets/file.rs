@@ -340,11 +340,7 @@ impl SecretWriter for FileSecrets {
         })
     }
 
-    async fn discard_pending(
-        &self,
-        name: &SecretName,
-        id: &VersionId,
-    ) -> Result<(), SecretsError> {
+    async fn discard_pending(&self, name: &SecretName, id: &VersionId) -> Result<(), SecretsError> {
         self.update(name, |doc| {
             let mut doc = doc.ok_or_else(|| SecretsError::NotFound(name.to_string()))?;
             let pending = Stage::Pending.as_str();

@@ -277,8 +277,7 @@ pub trait SecretWriter: SecretSource {
     /// Takes `AWSPENDING` off version `id`, if it carries it (a rotation that will not be
     /// finished: Secrets Manager refuses to start another while a pending version is left).
     /// Idempotent: a version without the label is left as it is.
-    async fn discard_pending(&self, name: &SecretName, id: &VersionId)
-    -> Result<(), SecretsError>;
+    async fn discard_pending(&self, name: &SecretName, id: &VersionId) -> Result<(), SecretsError>;
 }
 
 #[async_trait]
@@ -346,11 +345,7 @@ impl<T: SecretWriter + ?Sized> SecretWriter for std::sync::Arc<T> {
         (**self).stages(name).await
     }
 
-    async fn discard_pending(
-        &self,
-        name: &SecretName,
-        id: &VersionId,
-    ) -> Result<(), SecretsError> {
+    async fn discard_pending(&self, name: &SecretName, id: &VersionId) -> Result<(), SecretsError> {
         (**self).discard_pending(name, id).await
     }
 }

@@ -368,11 +368,7 @@ impl SecretWriter for Racing {
         self.inner.stages(name).await
     }
 
-    async fn discard_pending(
-        &self,
-        name: &SecretName,
-        id: &VersionId,
-    ) -> Result<(), SecretsError> {
+    async fn discard_pending(&self, name: &SecretName, id: &VersionId) -> Result<(), SecretsError> {
         self.inner.discard_pending(name, id).await
     }
 }

@@ -114,7 +114,10 @@ fn the_routes_the_platform_calls_have_a_throttle_of_their_own() {
     let api = template.resource("PartnerApi").unwrap();
     let settings = api["Properties"]["RouteSettings"].as_mapping().unwrap();
     for route in ["GET /.well-known/jwks.json", "POST /v1/callbacks/cak"] {
-        assert!(routes.iter().any(|r| r == route), "{route} is not a route: {routes:?}");
+        assert!(
+            routes.iter().any(|r| r == route),
+            "{route} is not a route: {routes:?}"
+        );
         let s = settings
             .get(route)
             .unwrap_or_else(|| panic!("{route} has no throttle of its own"));

@@ -29,7 +29,7 @@ help: ## List the targets
 dev: ## Run the devstack: every handler, the platform simulator, embedded storage
 	$(CARGO) run -p devstack -- $(ARGS)
 
-test: venv fmt lint template-lint bootstraps ## Run every test tier (installs its own tools first)
+test: venv fmt lint template-lint ## Run every test tier (installs its own tools first)
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --all-targets
 	infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --doc
 
@@ -60,8 +60,15 @@ template-lint: venv ## cfn-lint and sam validate --lint on template.yaml, and th
 bootstraps: ## Release bootstraps for this machine (x86_64), run by the emulator tier and `make invoke`
 	$(CARGO) build --release --bins $(addprefix -p ,$(FUNCTIONS))
 
-emulator: venv bootstraps ## Only the emulator tier: every function's bootstrap under the Lambda emulator
-	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test -p emulator-tier
+# The emulator tier runs the functions' binaries of the profile it is built in (`make test`: the
+# debug ones its `--all-targets` build makes anyway); `make emulator PROFILE=release` runs the
+# release bootstraps, as `make invoke` and `make bench` do.
+PROFILE ?= dev
+PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
+
+emulator: venv ## Only the emulator tier (PROFILE=release for the release bootstraps)
+	$(CARGO) build $(PROFILE_FLAG) --bins $(addprefix -p ,$(FUNCTIONS))
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test $(PROFILE_FLAG) -p emulator-tier
 
 invoke: venv ## One function under the Lambda emulator, on moto and the simulator: make invoke FN=issue EVENT=events/issue.json
 	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=<function> EVENT=events/<file>.json" >&2; exit 2; fi

@@ -3,7 +3,7 @@
 //! and tests running beside it in the same process can make `tracing` skip the captured callsites.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+#[path = "it/request_signing/signing_world/mod.rs"]
 mod signing_world;
 
 use shared::auth::{Permission, sign};

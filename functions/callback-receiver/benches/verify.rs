@@ -3,7 +3,7 @@
 //! event, one failed conditional write per duplicate). Prints figures; asserts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::hint::black_box;

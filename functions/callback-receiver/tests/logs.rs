@@ -4,6 +4,7 @@
 //! per thread, and tests running beside it in the same process could make `tracing` skip the
 //! captured callsites.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::Ordering;

@@ -3,7 +3,7 @@
 //! handler's wall time per issuance against the local simulator. Prints figures; asserts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

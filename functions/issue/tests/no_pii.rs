@@ -3,6 +3,7 @@
 //! same process could make `tracing` skip the captured callsites.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::{body, world};

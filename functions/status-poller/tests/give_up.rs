@@ -3,6 +3,7 @@
 //! reads captured logs.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

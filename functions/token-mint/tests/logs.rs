@@ -3,6 +3,7 @@
 //! process can make `tracing` skip the captured callsites.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::*;

@@ -60,6 +60,22 @@ pub fn release_dir(root: &Path) -> PathBuf {
         .join("release")
 }
 
+/// The bootstraps of the profile the running program was built in: a test binary lives in
+/// `<target>/<profile>/deps/`, the functions' binaries in `<target>/<profile>/`. The emulator tier
+/// therefore runs the binaries `cargo test --workspace --all-targets` built beside it (the debug
+/// profile in `make test`, which then needs no second, release build of every function), and the
+/// release ones when the tier itself is built with `--release` (`make emulator PROFILE=release`).
+/// `None` when the running program's path cannot be read.
+pub fn bootstraps_beside_current_exe() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().map(Path::to_path_buf)
+    } else {
+        Some(dir.to_path_buf())
+    }
+}
+
 /// The release bootstrap of `binary` (built by `make bootstraps`).
 pub fn bootstrap(root: &Path, binary: &str) -> PathBuf {
     release_dir(root).join(binary)

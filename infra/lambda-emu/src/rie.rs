@@ -136,7 +136,7 @@ impl Emulator {
     ) -> Result<Self, EmuError> {
         if !bootstrap.is_file() {
             return Err(EmuError::Missing(format!(
-                "no bootstrap at {} (build it with `make bootstraps`)",
+                "no bootstrap at {} (`make bootstraps` builds the release ones, `cargo build --bins` the debug ones)",
                 bootstrap.display()
             )));
         }

@@ -8,7 +8,7 @@
 //!
 //! The capability stores of later layers (idempotency, issuance, callback ledger, replay cache) are
 //! typed views over these two ports, so both adapters — [`dynamodb`] for AWS and [`embedded`] for
-//! local mode and fast tests — are held to one contract (`shared/tests/store_contract.rs`).
+//! local mode and fast tests — are held to one contract (`shared/tests/it/store_contract.rs`).
 //!
 //! A record has a key whose prefix names its kind (`IDEM#…`, `ISSUE#…`), so an IAM policy can limit
 //! a function to its own kinds with `dynamodb:LeadingKeys`. A record may expire: it is treated as

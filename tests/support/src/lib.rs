@@ -1,0 +1,148 @@
+//! What the integration suites of every crate share, so that no suite builds its world by hand:
+//!
+//! - [`clock`]: a manual clock at a fixed, realistic instant;
+//! - [`moto`]: the AWS SDK configuration for the moto server `make test` starts, failing loudly
+//!   when it is not there (the production adapters are never skipped);
+//! - [`unique`]: a name unique to one run (tables, secrets);
+//! - [`SignedPlatform`]: our signing key set in a secret store, its JWKS served on 127.0.0.1:0 and
+//!   the platform simulator trusting it — the world of every suite that talks to the platform;
+//! - [`eventually`]: polling for a condition a background task brings about.
+//!
+//! It is a dev-dependency only; nothing here ships in a function.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::clock::{ManualClock, SharedClock, Timestamp};
+use shared::keys::policy::plan;
+use shared::keys::{KeyConfig, KeySet, KeySetStore, RenderedJwks};
+use shared::secrets::SecretWriter;
+use tokio::task::JoinHandle;
+
+/// A manual clock at a fixed, realistic instant (2026-11-21T12:00:00Z), and the same clock shared.
+pub fn clock() -> (ManualClock, SharedClock) {
+    let c = ManualClock::new(Timestamp::from_secs(1_795_262_400));
+    (c.clone(), Arc::new(c))
+}
+
+/// The endpoint of the moto server the suites run against (`AWS_ENDPOINT_URL`, set by
+/// `infra/scripts/with-moto.sh`). Panics when it is not a loopback moto: the DynamoDB and Secrets
+/// Manager adapters are part of every contract and are never skipped.
+pub fn moto_endpoint() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "AWS_ENDPOINT_URL must point at the moto server on 127.0.0.1 (run the suites with \
+         `make test` or infra/scripts/with-moto.sh), got {endpoint:?}"
+    );
+    endpoint
+}
+
+/// The AWS SDK configuration for moto (see [`moto_endpoint`]).
+pub async fn moto() -> shared::aws::SdkConfig {
+    moto_endpoint();
+    shared::aws::load().await
+}
+
+/// A name unique to one test run.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Polls `check` every 50 ms until it holds; panics after 10 s.
+pub async fn eventually(mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached in 10 s");
+}
+
+/// A JWKS document served at `/.well-known/jwks.json` on 127.0.0.1:0 until dropped.
+pub struct JwksServer {
+    url: String,
+    task: JoinHandle<()>,
+}
+
+impl JwksServer {
+    /// Serves `body` (a rendered JWKS document) as `application/json`.
+    pub async fn serve(body: String) -> Self {
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { ([("content-type", "application/json")], body) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, task }
+    }
+
+    /// Where the document is.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Our signing keys as a deployment holds them, published, and the platform simulator trusting
+/// them: the key set is planned with its first key active since ten minutes ago on `wall`, saved
+/// in `secrets` under the configured name, rendered and served; the simulator is started with
+/// that JWKS URL and `tune` applied to its configuration.
+pub struct SignedPlatform {
+    /// The key set as saved.
+    pub keys: KeySet,
+    /// The simulator (dropping it stops it).
+    pub sim: platform_sim::SimHandle,
+    /// The JWKS the simulator fetches.
+    pub jwks: JwksServer,
+}
+
+impl SignedPlatform {
+    /// See [`SignedPlatform`]. `wall` is the clock tokens are signed on: the simulator checks token
+    /// times on the wall clock.
+    pub async fn start(
+        secrets: Arc<dyn SecretWriter>,
+        keys_config: &KeyConfig,
+        wall: &SharedClock,
+        tune: impl FnOnce(platform_sim::SimConfig) -> platform_sim::SimConfig,
+    ) -> Self {
+        let store = KeySetStore::new(secrets, keys_config.secret_name.clone());
+        let loaded = store.load().await.unwrap();
+        let (keys, _) = plan(
+            &loaded.set,
+            wall.now().minus(Duration::from_secs(600)),
+            &keys_config.policy,
+        )
+        .unwrap();
+        store.save(&loaded, &keys).await.unwrap();
+        let body = RenderedJwks::render(&keys, wall.now(), &keys_config.timings).body;
+        let jwks = JwksServer::serve(body).await;
+        let sim = platform_sim::spawn(
+            tune(platform_sim::SimConfig {
+                jwks_url: jwks.url().to_owned(),
+                ..platform_sim::SimConfig::default()
+            }),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        Self { keys, sim, jwks }
+    }
+}

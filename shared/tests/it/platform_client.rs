@@ -22,7 +22,6 @@ use shared::platform::{
     PlatformConfig, PlatformError, VcState,
 };
 use shared::telemetry::{LogCapture, MemorySink, Recorder};
-use tokio::task::JoinHandle;
 
 const PARTNER: &str = "partner-test";
 const ISSUE_ROUTE: &str = "POST /credentials/issue-on-behalf";
@@ -43,14 +42,7 @@ impl KeySetSource for FixedKeys {
 /// Our key set (one key, active since ten minutes ago) and its JWKS on 127.0.0.1:0.
 struct Jwks {
     keys: Arc<dyn KeySetSource>,
-    url: String,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Jwks {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    server: test_support::JwksServer,
 }
 
 async fn serve_jwks() -> Jwks {
@@ -62,23 +54,9 @@ async fn serve_jwks() -> Jwks {
     let rendered = RenderedJwks::render(&set, SystemClock.now(), &timings);
     assert_eq!(rendered.kids.len(), 1);
     let prepared = PreparedKeys::new(set, timings, SystemClock.now()).expect("keys");
-    let body = rendered.body.clone();
-    let app = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { ([("content-type", "application/json")], body) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
     Jwks {
         keys: Arc::new(FixedKeys(Arc::new(prepared))),
-        url: format!("http://{addr}/.well-known/jwks.json"),
-        task,
+        server: test_support::JwksServer::serve(rendered.body.clone()).await,
     }
 }
 
@@ -130,7 +108,7 @@ impl Env {
         let sim = platform_sim::spawn(
             SimConfig {
                 partner_id: PARTNER.to_owned(),
-                jwks_url: jwks.url.clone(),
+                jwks_url: jwks.server.url().to_owned(),
                 onchain_delay: ONCHAIN_DELAY,
                 seed: 7,
                 ..SimConfig::default()

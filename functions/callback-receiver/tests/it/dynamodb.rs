@@ -13,12 +13,7 @@ use shared::secrets::aws::SecretsManagerStore;
 use shared::store::dynamodb::DynamoStore;
 
 async fn moto_world() -> World {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        endpoint.starts_with("http://127.0.0.1:"),
-        "AWS_ENDPOINT_URL must point at the moto server on 127.0.0.1 (run with infra/scripts/with-moto.sh or `make test`), got {endpoint:?}"
-    );
-    let sdk = shared::aws::load().await;
+    let sdk = test_support::moto().await;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let clock: SharedClock = Arc::new(SystemClock);
     let store = DynamoStore::new(

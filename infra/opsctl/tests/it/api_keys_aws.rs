@@ -6,17 +6,7 @@
 use crate::common;
 
 use common::{Run, opsctl_env};
-
-/// The moto endpoint; a clear failure when the suite runs without it.
-fn moto_endpoint() -> String {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        endpoint.starts_with("http://127.0.0.1:"),
-        "AWS_ENDPOINT_URL must point at a moto server on 127.0.0.1: run these tests with \
-         `infra/scripts/with-moto.sh cargo test -p opsctl` (or `make test`); got {endpoint:?}"
-    );
-    endpoint
-}
+use test_support::moto_endpoint;
 
 #[test]
 fn creating_listing_and_revoking_work_against_secrets_manager() {

@@ -518,13 +518,5 @@ pub async fn serve(deps: Arc<CallbackDeps>) -> Receiver {
     Receiver { url, task }
 }
 
-/// Polls `check` until it holds (10 s at most).
-pub async fn eventually(mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("condition not reached in 10 s");
-}
+#[allow(unused_imports)] // not every binary that includes this module polls
+pub use test_support::eventually;

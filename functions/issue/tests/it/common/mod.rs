@@ -13,8 +13,7 @@ use shared::apigw::ApiGatewayRequest;
 use shared::auth::{ApiKey, ApiKeyRegistry, KeyType, Permission, sign};
 use shared::clock::{Clock, SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
-use shared::keys::policy::plan;
-use shared::keys::{KeyConfig, KeySetStore, RenderedJwks};
+use shared::keys::KeyConfig;
 use shared::pii::DataKeySource;
 use shared::secrets::SecretWriter;
 use shared::secrets::file::FileSecrets;
@@ -36,7 +35,7 @@ pub struct World {
     pub http: reqwest::Client,
     seq: std::sync::atomic::AtomicI64,
     started_ms: i64,
-    _jwks: tokio::task::JoinHandle<()>,
+    _jwks: test_support::JwksServer,
 }
 
 pub async fn world(extra_env: &[(&str, &str)]) -> World {
@@ -55,41 +54,9 @@ pub async fn world_with_sim(
     let keys_config = KeyConfig::from_env(&EnvReader::new(&base_env)).unwrap();
 
     // Our signing key, published to the simulator through a tiny JWKS server.
-    let writer_port: Arc<dyn SecretWriter> = Arc::new(files.clone());
-    let store_keys = KeySetStore::new(writer_port, keys_config.secret_name.clone());
-    let loaded = store_keys.load().await.unwrap();
-    let (set, _) = plan(
-        &loaded.set,
-        clock.now().minus(Duration::from_secs(600)),
-        &keys_config.policy,
-    )
-    .unwrap();
-    store_keys.save(&loaded, &set).await.unwrap();
-    let body = RenderedJwks::render(&set, clock.now(), &keys_config.timings).body;
-    let app = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { ([("content-type", "application/json")], body) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let jwks_url = format!(
-        "http://{}/.well-known/jwks.json",
-        listener.local_addr().unwrap()
-    );
-    let jwks = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let sim = platform_sim::spawn(
-        tune(platform_sim::SimConfig {
-            jwks_url,
-            ..platform_sim::SimConfig::default()
-        }),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let test_support::SignedPlatform { sim, jwks, .. } =
+        test_support::SignedPlatform::start(Arc::new(files.clone()), &keys_config, &clock, tune)
+            .await;
 
     // API keys: a writer and a reader of one family, a key of another family, a test key.
     let family = shared::auth::KeyOwner::parse("partner-backend");

@@ -12,14 +12,12 @@ use serde_json::{Value, json};
 use shared::clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 use shared::config::{EnvReader, MapEnv};
 use shared::issuance::{Issuance, IssuanceId, IssuanceStatus, poll_queue};
-use shared::keys::policy::plan;
-use shared::keys::{KeyConfig, KeySetStore, PartnerId, RenderedJwks, SecretKeySet};
+use shared::keys::{KeyConfig, PartnerId, SecretKeySet};
 use shared::pii::{DataKeys, Protector};
 use shared::platform::{
     Deadline, IssueOnBehalf, MintingTokens, OnDuplicate, PlatformClient, PlatformConfig,
 };
 use shared::redact::Pii;
-use shared::secrets::SecretWriter;
 use shared::secrets::file::FileSecrets;
 use shared::store::{DueRecords, NewRecord, Record, RecordStore, Write};
 use shared::telemetry::{MemorySink, Recorder};
@@ -53,7 +51,7 @@ pub struct World {
     http: reqwest::Client,
     backend: Backend,
     table: Option<String>,
-    _jwks: tokio::task::JoinHandle<()>,
+    _jwks: test_support::JwksServer,
 }
 
 /// A world whose simulator anchors credentials `onchain_delay` after issuance.
@@ -69,42 +67,11 @@ pub async fn world(backend: Backend, onchain_delay: Duration) -> World {
     let keys_config = KeyConfig::from_env(&EnvReader::new(&env)).unwrap();
 
     // Our signing key, published to the simulator through a tiny JWKS server.
-    let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
-    let key_store = KeySetStore::new(writer, keys_config.secret_name.clone());
-    let loaded = key_store.load().await.unwrap();
-    let (set, _) = plan(
-        &loaded.set,
-        wall.now().minus(Duration::from_secs(600)),
-        &keys_config.policy,
-    )
-    .unwrap();
-    key_store.save(&loaded, &set).await.unwrap();
-    let body = RenderedJwks::render(&set, wall.now(), &keys_config.timings).body;
-    let app = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { ([("content-type", "application/json")], body) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let jwks_url = format!(
-        "http://{}/.well-known/jwks.json",
-        listener.local_addr().unwrap()
-    );
-    let jwks = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let sim = platform_sim::spawn(
-        platform_sim::SimConfig {
-            jwks_url,
-            onchain_delay,
-            ..platform_sim::SimConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let test_support::SignedPlatform { sim, jwks, .. } =
+        test_support::SignedPlatform::start(Arc::new(files.clone()), &keys_config, &wall, |c| {
+            platform_sim::SimConfig { onchain_delay, ..c }
+        })
+        .await;
 
     let key_set = Arc::new(SecretKeySet::new(
         files,
@@ -137,13 +104,7 @@ pub async fn world(backend: Backend, onchain_delay: Duration) -> World {
             (store.clone(), store, None)
         }
         Backend::DynamoDb => {
-            let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-            assert!(
-                endpoint.starts_with("http://127.0.0.1:"),
-                "AWS_ENDPOINT_URL must point at the moto server on 127.0.0.1 (run the suites with \
-                 `make test` or infra/scripts/with-moto.sh), got {endpoint:?}"
-            );
-            let sdk = shared::aws::load().await;
+            let sdk = test_support::moto().await;
             let table = format!("poller-{}", uuid::Uuid::new_v4().simple());
             let store = Arc::new(shared::store::dynamodb::DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(&sdk),

@@ -66,11 +66,7 @@ pub fn start_with_env(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> Devs
 /// Starts the devstack with `--aws` against the moto server `make test` runs, on a fresh table and
 /// fresh secret names. Fails loudly when moto is not there.
 pub fn start_on_moto(data_dir: &std::path::Path) -> Devstack {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        endpoint.starts_with("http://127.0.0.1:"),
-        "AWS_ENDPOINT_URL must point at moto (run the suites with `make test`), got {endpoint:?}"
-    );
+    test_support::moto_endpoint();
     let run = uuid::Uuid::new_v4().simple().to_string();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_devstack"));
     cmd.args(["--port", "0", "--aws", "--data-dir"])

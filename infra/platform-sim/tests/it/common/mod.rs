@@ -307,13 +307,4 @@ pub fn issue_body(program: &str) -> Value {
     })
 }
 
-/// Polls `check` until it is true (bounded: 10 s), without asserting on timing.
-pub async fn eventually(mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..1000 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached");
-}
+pub use test_support::eventually;

@@ -182,13 +182,7 @@ async fn store_for(w: &World, backend: &Backend) -> Arc<dyn RecordStore> {
     match backend {
         Backend::Embedded => Arc::clone(&w.deps.store),
         Backend::DynamoDb => {
-            let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-            assert!(
-                endpoint.starts_with("http://127.0.0.1:"),
-                "AWS_ENDPOINT_URL must point at the moto server on 127.0.0.1 (run the suites with \
-                 `make test` or infra/scripts/with-moto.sh), got {endpoint:?}"
-            );
-            let sdk = shared::aws::load().await;
+            let sdk = test_support::moto().await;
             let nanos = SystemClock.now().as_millis();
             let store = shared::store::dynamodb::DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(&sdk),

@@ -214,9 +214,55 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// An error and its causes on one line (`a: b: c`), each cause once: a layer's message that
+/// already quotes its cause (as `#[error("…: {0}")]` does) does not print it twice. At most eight
+/// causes; line breaks become spaces so that a report stays one log or terminal line. The one
+/// printer of error chains: start-up failures, the platform client's error detail and `opsctl`
+/// all go through it.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    let mut depth = 0;
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        depth += 1;
+        if depth == 8 {
+            break;
+        }
+        cause = c.source();
+    }
+    line.replace(['\n', '\r'], " ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Layer {
+        #[error("reading the key set")]
+        Keeps(#[source] std::io::Error),
+        #[error("reading the key set: {0}")]
+        Quotes(#[source] std::io::Error),
+    }
+
+    #[test]
+    fn a_chain_lists_each_cause_once_on_one_line() {
+        let io = || std::io::Error::other("connection refused\nby peer");
+        assert_eq!(
+            chain(&Layer::Keeps(io())),
+            "reading the key set: connection refused by peer"
+        );
+        assert_eq!(
+            chain(&Layer::Quotes(io())),
+            "reading the key set: connection refused by peer",
+            "a message that already quotes its cause does not repeat it"
+        );
+    }
 
     #[test]
     fn every_type_serializes_to_its_wire_name() {

@@ -1,6 +1,5 @@
 //! The errors of `opsctl`: one line each, naming what to do, never carrying secret material.
 
-use std::error::Error as _;
 use std::path::PathBuf;
 
 use shared::config::ConfigError;
@@ -209,22 +208,7 @@ impl Error {
 
     /// The message with its causes, on one line (`a: b: c`), each cause once.
     pub fn report(&self) -> String {
-        let mut line = self.to_string();
-        let mut cause = self.source();
-        let mut depth = 0;
-        while let Some(c) = cause {
-            let text = c.to_string();
-            if !text.is_empty() && !line.contains(&text) {
-                line.push_str(": ");
-                line.push_str(&text);
-            }
-            depth += 1;
-            if depth == 8 {
-                break;
-            }
-            cause = c.source();
-        }
-        line.replace(['\n', '\r'], " ")
+        shared::error::chain(self)
     }
 }
 

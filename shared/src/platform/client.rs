@@ -560,14 +560,7 @@ fn classify(e: reqwest::Error) -> SendError {
 
 /// The error and its causes on one line.
 fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    crate::error::chain(e)
 }
 
 async fn read_limited(

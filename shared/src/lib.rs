@@ -15,6 +15,8 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod ecies;
+#[cfg(any(feature = "dynamodb", feature = "secretsmanager"))]
+pub mod entry;
 pub mod error;
 #[cfg(feature = "http")]
 pub mod http;

@@ -32,6 +32,9 @@ pub struct CallbackConfig {
     pub webhook_secrets_ttl: Duration,
     /// `DATA_KEYS_SECRET_NAME` (default `partner-bundle/data-keys`).
     pub data_keys_secret: SecretName,
+    /// `DATA_KEYS_CACHE_SECONDS` (default 300, 1–300): how long a container keeps the data keys
+    /// (the same setting and default as the issue function's).
+    pub data_keys_ttl: Duration,
     /// `CALLBACK_ROUTES_JSON` (default: the sample programs to `compliance` and `events`).
     pub routes: RouteConfig,
     /// `CALLBACK_DEDUP_WINDOW_SECONDS` (default 86400, 60 to 2592000): deliveries of one
@@ -113,6 +116,7 @@ impl CallbackConfig {
                 "DATA_KEYS_SECRET_NAME",
                 shared::pii::DEFAULT_DATA_KEYS_SECRET,
             )?,
+            data_keys_ttl: r.seconds("DATA_KEYS_CACHE_SECONDS", 300, 1, 300)?,
             routes,
             dedup_window,
             event_id_retention,

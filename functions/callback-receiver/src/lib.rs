@@ -100,20 +100,38 @@ pub struct CallbackDeps {
     pub recorder: Recorder,
 }
 
+/// The ports the callback receiver runs on.
+pub struct CallbackPorts {
+    /// The webhook secrets and the data keys.
+    pub secrets: Arc<dyn SecretSource>,
+    /// Dedup, audit and occurrence records.
+    pub store: Arc<dyn RecordStore>,
+    /// The handlers `CALLBACK_ROUTES` may name ([`default_handlers`] in Lambda).
+    pub handlers: Vec<Arc<dyn CallbackRoute>>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Metrics.
+    pub recorder: Recorder,
+}
+
 impl CallbackDeps {
-    /// The dependencies over these ports, with the routing table resolved among `handlers`.
+    /// The function's dependencies, built once per container: the one wiring the Lambda `main`,
+    /// the devstack and the tests share, with the routing table resolved among the handlers.
     ///
     /// # Errors
     /// A configuration error when the routing table names an unknown handler.
-    pub fn new(
+    pub fn build(
         config: CallbackConfig,
-        secrets: Arc<dyn SecretSource>,
-        store: Arc<dyn RecordStore>,
-        handlers: &[Arc<dyn CallbackRoute>],
-        clock: SharedClock,
-        recorder: Recorder,
+        ports: CallbackPorts,
     ) -> Result<Self, shared::config::ConfigError> {
-        let routes = RouteTable::build(&config.routes, handlers)?;
+        let CallbackPorts {
+            secrets,
+            store,
+            handlers,
+            clock,
+            recorder,
+        } = ports;
+        let routes = RouteTable::build(&config.routes, &handlers)?;
         Ok(Self {
             webhook_keys: WebhookKeys::new(
                 Arc::clone(&secrets),
@@ -125,7 +143,7 @@ impl CallbackDeps {
             data_keys: DataKeySource::new(
                 secrets,
                 config.data_keys_secret.clone(),
-                Duration::from_secs(300),
+                config.data_keys_ttl,
                 clock.clone(),
             ),
             config,
@@ -134,6 +152,12 @@ impl CallbackDeps {
             clock,
             recorder,
         })
+    }
+}
+
+impl shared::entry::ServesHttp for CallbackDeps {
+    fn serve(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        handle(req, self)
     }
 }
 

@@ -23,7 +23,7 @@ use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::error::{ApiError, ErrorType};
 use shared::http::Reply;
-use shared::keys::{KeyConfig, PartnerId, SecretKeySet};
+use shared::keys::{KeyConfig, PartnerId};
 use shared::pii::DataKeySource;
 use shared::platform::{MintingTokens, PlatformClient, PlatformConfig, PlatformError};
 use shared::programs::Programs;
@@ -189,16 +189,10 @@ impl IssueDeps {
             clock,
             recorder,
         } = ports;
-        let key_set = Arc::new(SecretKeySet::new(
+        let tokens = Arc::new(MintingTokens::over_secret(
             Arc::clone(&secrets),
-            config.keys.secret_name.clone(),
-            config.keys.timings,
-            clock.clone(),
-        ));
-        let tokens = Arc::new(MintingTokens::new(
-            key_set,
+            &config.keys,
             config.partner_id.clone(),
-            config.keys.token_lifetime,
             clock.clone(),
             config.platform_token_cache,
         ));
@@ -236,6 +230,12 @@ impl IssueDeps {
             clock,
             recorder,
         })
+    }
+}
+
+impl shared::entry::ServesHttp for IssueDeps {
+    fn serve(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        handle(req, self)
     }
 }
 

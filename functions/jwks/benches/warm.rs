@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use jwks::{JwksConfig, JwksDeps, handle};
+use jwks::{JwksConfig, JwksDeps, JwksPorts, handle};
 use lambda_http::http::Method;
 use shared::apigw::ApiGatewayRequest;
 use shared::clock::{SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
+use shared::keys::KeySetStore;
 use shared::keys::policy::{plan, rotate};
-use shared::keys::{JwksCache, KeySetStore, SecretKeySet};
 use shared::secrets::file::FileSecrets;
 use shared::secrets::{CountingSource, SecretWriter};
 use shared::telemetry::{MemorySink, Recorder};
@@ -33,24 +33,19 @@ fn main() {
         let (set, _) = rotate(&set, clock.now(), &config.keys.policy, false);
         store.save(&loaded, &set).await.unwrap();
         let reads = CountingSource::new(files);
-        let keys = SecretKeySet::new(
-            reads.clone(),
-            config.keys.secret_name.clone(),
-            config.keys.timings,
-            clock.clone(),
-        );
-        let deps = JwksDeps {
+        let deps = JwksDeps::build(
             config,
-            keys: Arc::new(keys),
-            rendered: JwksCache::default(),
-            recorder: Recorder::new(
-                "Bench",
-                "jwks",
-                Arc::new(MemorySink::default()),
-                clock.clone(),
-            ),
-            clock,
-        };
+            JwksPorts {
+                secrets: Arc::new(reads.clone()),
+                recorder: Recorder::new(
+                    "Bench",
+                    "jwks",
+                    Arc::new(MemorySink::default()),
+                    clock.clone(),
+                ),
+                clock,
+            },
+        );
         let request = ApiGatewayRequest::new(Method::GET, "/.well-known/jwks.json");
         let first = handle(request.clone().build(), &deps).await;
         let etag = first.headers()["etag"].to_str().unwrap().to_owned();

@@ -15,7 +15,8 @@ use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::error::{ApiError, ErrorType};
 use shared::http::{CachePolicy, Reply};
-use shared::keys::{JwksCache, KeyConfig, KeySetSource};
+use shared::keys::{JwksCache, KeyConfig, KeySetSource, SecretKeySet};
+use shared::secrets::SecretSource;
 use shared::telemetry::Recorder;
 
 /// The JWKS function's configuration: the key settings.
@@ -46,6 +47,47 @@ pub struct JwksDeps {
     pub clock: SharedClock,
     /// Metrics.
     pub recorder: Recorder,
+}
+
+/// The ports the JWKS function runs on.
+pub struct JwksPorts {
+    /// The key set secret.
+    pub secrets: Arc<dyn SecretSource>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Metrics.
+    pub recorder: Recorder,
+}
+
+impl JwksDeps {
+    /// The function's dependencies, built once per container: the one wiring the Lambda `main`,
+    /// the devstack and the tests share. The key set is cached for `KEY_SET_CACHE_SECONDS`.
+    pub fn build(config: JwksConfig, ports: JwksPorts) -> Self {
+        let JwksPorts {
+            secrets,
+            clock,
+            recorder,
+        } = ports;
+        let keys = SecretKeySet::new(
+            secrets,
+            config.keys.secret_name.clone(),
+            config.keys.timings,
+            clock.clone(),
+        );
+        Self {
+            config,
+            keys: Arc::new(keys),
+            rendered: JwksCache::default(),
+            clock,
+            recorder,
+        }
+    }
+}
+
+impl shared::entry::ServesHttp for JwksDeps {
+    fn serve(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        handle(req, self)
+    }
 }
 
 /// Handles one request.

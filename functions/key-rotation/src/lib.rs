@@ -85,6 +85,36 @@ pub struct RotationDeps {
     pub recorder: Recorder,
 }
 
+/// The ports the key rotation function runs on.
+pub struct RotationPorts {
+    /// The key set secret (read and written), the API-key registry and the webhook secrets (read).
+    pub secrets: Arc<dyn SecretWriter>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Metrics.
+    pub recorder: Recorder,
+}
+
+impl RotationDeps {
+    /// The function's dependencies, built once per container: the one wiring the Lambda `main`,
+    /// the devstack and the tests share. No in-process key set cache to forget (`local_cache`):
+    /// in Lambda every function has its own.
+    pub fn build(config: RotationConfig, ports: RotationPorts) -> Self {
+        let RotationPorts {
+            secrets,
+            clock,
+            recorder,
+        } = ports;
+        Self {
+            store: KeySetStore::new(secrets, config.keys.secret_name.clone()),
+            config,
+            local_cache: None,
+            clock,
+            recorder,
+        }
+    }
+}
+
 /// The Secrets Manager rotation event.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -134,6 +134,10 @@ pub struct PollerConfig {
     pub keys: KeyConfig,
     /// `PARTNER_ID` (required): the `partnerId` our Partner JWTs carry.
     pub partner_id: PartnerId,
+    /// `POLLER_TOKEN_CACHE_ENTRIES` (default 4, 1–1000): Partner JWTs kept for reuse. Status calls
+    /// carry a token without a user, so one cached token is all the poller needs; a few leave
+    /// room for a key rotation's overlap.
+    pub token_cache_entries: usize,
 }
 
 impl PollerConfig {
@@ -144,11 +148,19 @@ impl PollerConfig {
         let keys = KeyConfig::from_env(r)?;
         let partner_id = PartnerId::new(&r.required("PARTNER_ID")?)
             .map_err(|e| ConfigError::new("PARTNER_ID", e.0))?;
+        let token_cache_entries: usize = r.parsed_or("POLLER_TOKEN_CACHE_ENTRIES", 4)?;
+        if !(1..=1_000).contains(&token_cache_entries) {
+            return Err(ConfigError::new(
+                "POLLER_TOKEN_CACHE_ENTRIES",
+                "must be between 1 and 1000",
+            ));
+        }
         Ok(Self {
             policy,
             platform,
             keys,
             partner_id,
+            token_cache_entries,
         })
     }
 }

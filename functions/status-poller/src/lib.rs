@@ -29,7 +29,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::Value;
 use shared::clock::SharedClock;
-use shared::platform::{Deadline, PlatformClient};
+use shared::platform::{Deadline, MintingTokens, PlatformClient, PlatformError};
+use shared::secrets::SecretSource;
 use shared::store::{DueRecords, RecordStore, StoreError};
 use shared::telemetry::Recorder;
 
@@ -78,6 +79,53 @@ pub struct PollerDeps {
     pub clock: SharedClock,
     /// Metrics.
     pub recorder: Recorder,
+}
+
+/// The ports the poller runs on.
+pub struct PollerPorts {
+    /// The signing key set (read).
+    pub secrets: Arc<dyn SecretSource>,
+    /// Reading and conditionally writing issuance records.
+    pub store: Arc<dyn RecordStore>,
+    /// The due-time index.
+    pub due: Arc<dyn DueRecords>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Metrics.
+    pub recorder: Recorder,
+}
+
+impl PollerDeps {
+    /// The function's dependencies, built once per container: the one wiring the Lambda `main`,
+    /// the devstack and the tests share. The key set is read on the first poll, not here.
+    ///
+    /// # Errors
+    /// The platform client cannot be built from its configuration.
+    pub fn build(config: PollerConfig, ports: PollerPorts) -> Result<Self, PlatformError> {
+        let PollerPorts {
+            secrets,
+            store,
+            due,
+            clock,
+            recorder,
+        } = ports;
+        let tokens = Arc::new(MintingTokens::over_secret(
+            secrets,
+            &config.keys,
+            config.partner_id.clone(),
+            clock.clone(),
+            config.token_cache_entries,
+        ));
+        let platform = PlatformClient::new(config.platform, tokens, recorder.clone())?;
+        Ok(Self {
+            policy: config.policy,
+            store,
+            due,
+            platform,
+            clock,
+            recorder,
+        })
+    }
 }
 
 /// What one run did. Logged as one line and answered to the invoker.

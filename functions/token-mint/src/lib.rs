@@ -220,6 +220,12 @@ struct Subject {
     key_id: Option<String>,
 }
 
+impl shared::entry::ServesHttp for MintDeps {
+    fn serve(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        handle(req, self)
+    }
+}
+
 /// Handles one request; every outcome is an HTTP answer.
 pub async fn handle(req: Request, deps: &MintDeps) -> Response<Body> {
     match mint(&req, deps).await {

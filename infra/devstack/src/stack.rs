@@ -5,20 +5,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callback_receiver::{CallbackConfig, CallbackDeps, LogEventSink};
+use callback_receiver::{CallbackConfig, CallbackDeps, CallbackPorts, LogEventSink};
 use issue::{IssueConfig, IssueDeps, IssuePorts};
-use jwks::{JwksConfig, JwksDeps};
-use key_rotation::{RotationConfig, RotationDeps};
+use jwks::{JwksConfig, JwksDeps, JwksPorts};
+use key_rotation::{RotationConfig, RotationDeps, RotationPorts};
 use serde_json::json;
 use shared::clock::{SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
-use shared::keys::{JwksCache, KeySetSource, KeySetStore, SecretKeySet};
+use shared::keys::{KeySetSource, SecretKeySet};
 use shared::pii::DataKeySource;
-use shared::platform::{MintingTokens, PlatformClient};
 use shared::secrets::{SecretSource, SecretWriter};
 use shared::store::{DueRecords, RecordStore};
 use shared::telemetry::{MetricSink, Recorder};
-use status_poller::{PollerConfig, PollerDeps};
+use status_poller::{PollerConfig, PollerDeps, PollerPorts};
 use token_mint::{MintConfig, MintDeps, MintPorts};
 
 use crate::credentials::{self, DevCredentials};
@@ -122,10 +121,9 @@ impl Stack {
                 clock.clone(),
             )
         };
-        let key_name = mint_config.keys.secret_name.clone();
         let keys: Arc<dyn KeySetSource> = Arc::new(SecretKeySet::new(
             Arc::clone(&secrets),
-            key_name.clone(),
+            mint_config.keys.secret_name.clone(),
             mint_config.keys.timings,
             clock.clone(),
         ));
@@ -165,13 +163,20 @@ impl Stack {
                 recorder: recorder("issue"),
             },
         )
+        .map_err(|e| StartError::Platform(shared::error::chain(&e)))?;
+        let poller = PollerDeps::build(
+            PollerConfig::from_env(&reader)?,
+            PollerPorts {
+                secrets: Arc::clone(&secrets) as Arc<dyn SecretSource>,
+                store: Arc::clone(&store),
+                due,
+                clock: clock.clone(),
+                recorder: recorder(status_poller::SERVICE),
+            },
+        )
         .map_err(|e| {
-            StartError::Platform(format!(
-                "{e}: {}",
-                std::error::Error::source(&e).map_or_else(String::new, ToString::to_string)
-            ))
+            StartError::Platform(format!("status poller: {}", shared::error::chain(&e)))
         })?;
-        let poller = poller_deps(&reader, &keys, Arc::clone(&store), due, &clock, recorder)?;
         let callbacks = callback_deps(
             &reader,
             &secrets,
@@ -191,22 +196,31 @@ impl Stack {
                 recorder: recorder("token-mint"),
             },
         );
-        let stack = Self {
-            mint,
-            jwks: JwksDeps {
-                config: jwks_config,
-                keys: Arc::clone(&keys),
-                rendered: JwksCache::default(),
+        // Built as in Lambda; the one documented difference: the JWKS route and the rotation run
+        // share one key-set cache, which the rotation forgets after each write, so that a
+        // rotation shows in the local JWKS at once instead of after KEY_SET_CACHE_SECONDS.
+        let mut jwks = JwksDeps::build(
+            jwks_config,
+            JwksPorts {
+                secrets: Arc::clone(&secrets) as Arc<dyn SecretSource>,
                 clock: clock.clone(),
                 recorder: recorder("jwks"),
             },
-            rotation: RotationDeps {
-                store: KeySetStore::new(Arc::clone(&secrets), key_name),
-                config: rotation_config,
-                local_cache: Some(keys),
+        );
+        jwks.keys = Arc::clone(&keys);
+        let mut rotation = RotationDeps::build(
+            rotation_config,
+            RotationPorts {
+                secrets: Arc::clone(&secrets),
                 clock: clock.clone(),
                 recorder: recorder("key-rotation"),
             },
+        );
+        rotation.local_cache = Some(keys);
+        let stack = Self {
+            mint,
+            jwks,
+            rotation,
             issue,
             poller,
             callbacks,
@@ -221,37 +235,6 @@ impl Stack {
         key_rotation::handle(scheduled_event(), &stack.rotation).await?;
         Ok(stack)
     }
-}
-
-/// The status poller's dependencies, as its Lambda's `main` builds them: its own platform client
-/// and token cache, over the devstack's store.
-fn poller_deps(
-    reader: &EnvReader<'_>,
-    keys: &Arc<dyn KeySetSource>,
-    store: Arc<dyn RecordStore>,
-    due: Arc<dyn DueRecords>,
-    clock: &SharedClock,
-    recorder: impl Fn(&str) -> Recorder,
-) -> Result<PollerDeps, StartError> {
-    let config = PollerConfig::from_env(reader)?;
-    let tokens = Arc::new(MintingTokens::new(
-        Arc::clone(keys),
-        config.partner_id.clone(),
-        config.keys.token_lifetime,
-        clock.clone(),
-        4,
-    ));
-    let recorder = recorder(status_poller::SERVICE);
-    let platform = PlatformClient::new(config.platform, tokens, recorder.clone())
-        .map_err(|e| StartError::Platform(format!("status poller: {e}")))?;
-    Ok(PollerDeps {
-        policy: config.policy,
-        store,
-        due,
-        platform,
-        clock: clock.clone(),
-        recorder,
-    })
 }
 
 /// The store, the secrets, the backend's name and the store's due-time index.
@@ -361,14 +344,15 @@ async fn callback_deps(
     )
     .await?;
     let source: Arc<dyn SecretSource> = Arc::clone(secrets) as Arc<dyn SecretSource>;
-    let handlers = callback_receiver::default_handlers(Arc::new(LogEventSink));
-    Ok(CallbackDeps::new(
+    Ok(CallbackDeps::build(
         config,
-        source,
-        store,
-        &handlers,
-        clock.clone(),
-        recorder,
+        CallbackPorts {
+            secrets: source,
+            store,
+            handlers: callback_receiver::default_handlers(Arc::new(LogEventSink)),
+            clock: clock.clone(),
+            recorder,
+        },
     )?)
 }
 
@@ -378,8 +362,10 @@ mod tests {
     use std::collections::HashMap;
     use std::time::Duration;
 
+    use callback_receiver::CallbackConfig;
     use issue::IssueConfig;
     use shared::config::{EnvReader, MapEnv};
+    use status_poller::PollerConfig;
 
     use super::apply_local_defaults;
 
@@ -388,8 +374,8 @@ mod tests {
     }
 
     #[test]
-    fn the_devstack_configures_the_issue_function_as_lambda_does_but_for_its_documented_local_defaults()
-     {
+    fn the_devstack_configures_the_functions_as_lambda_does_but_for_its_documented_local_defaults()
+    {
         let deployed: HashMap<String, String> = [
             ("ISSUER_DID", "did:air:id:test:p"),
             ("PARTNER_ID", "p"),
@@ -401,7 +387,7 @@ mod tests {
         .collect();
         let mut local = deployed.clone();
         apply_local_defaults(&mut local);
-        let lambda = issue_config(deployed);
+        let lambda = issue_config(deployed.clone());
         let devstack = issue_config(local);
         // What the devstack documents as its own: short key-set and API-key caches.
         assert_eq!(lambda.api_keys_ttl, Duration::from_secs(60));
@@ -426,6 +412,22 @@ mod tests {
             devstack.platform.request_timeout
         );
         assert_eq!(lambda.platform.max_attempts, devstack.platform.max_attempts);
+        // The poller's and the callback receiver's caches too.
+        let poller = |vars: HashMap<String, String>| {
+            PollerConfig::from_env(&EnvReader::new(&MapEnv(vars))).unwrap()
+        };
+        let callbacks = |vars: HashMap<String, String>| {
+            CallbackConfig::from_env(&EnvReader::new(&MapEnv(vars))).unwrap()
+        };
+        let mut local = deployed.clone();
+        apply_local_defaults(&mut local);
+        assert_eq!(poller(deployed.clone()).token_cache_entries, 4);
+        assert_eq!(poller(local.clone()).token_cache_entries, 4);
+        assert_eq!(
+            callbacks(deployed.clone()).data_keys_ttl,
+            Duration::from_secs(300)
+        );
+        assert_eq!(callbacks(local).data_keys_ttl, Duration::from_secs(300));
         // And a variable the operator sets wins over a local default.
         let mut operator: HashMap<String, String> =
             HashMap::from([("API_KEYS_CACHE_SECONDS".to_owned(), "30".to_owned())]);

@@ -76,6 +76,31 @@ impl MintingTokens {
         }
     }
 
+    /// Tokens signed with the key set in `secrets` that `keys` names (cached for
+    /// `KEY_SET_CACHE_SECONDS`), living `TOKEN_LIFETIME_SECONDS`: how the functions that call the
+    /// platform (issue, status poller) build theirs.
+    pub fn over_secret(
+        secrets: Arc<dyn crate::secrets::SecretSource>,
+        keys: &crate::keys::KeyConfig,
+        partner_id: PartnerId,
+        clock: SharedClock,
+        capacity: usize,
+    ) -> Self {
+        let key_set = crate::keys::SecretKeySet::new(
+            secrets,
+            keys.secret_name.clone(),
+            keys.timings,
+            Arc::clone(&clock),
+        );
+        Self::new(
+            Arc::new(key_set),
+            partner_id,
+            keys.token_lifetime,
+            clock,
+            capacity,
+        )
+    }
+
     /// How many tokens this instance has minted (cache misses), for tests and metrics.
     pub fn minted(&self) -> u64 {
         self.minted.load(Ordering::Relaxed)

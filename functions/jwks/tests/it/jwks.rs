@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use jwks::{JwksConfig, JwksDeps, handle};
+use jwks::{JwksConfig, JwksDeps, JwksPorts, handle};
 use lambda_http::http::Method;
 use lambda_http::{Body, Response};
 use serde_json::Value;
@@ -12,7 +12,7 @@ use shared::apigw::ApiGatewayRequest;
 use shared::clock::{Clock, ManualClock, SharedClock, Timestamp};
 use shared::config::{EnvReader, MapEnv};
 use shared::keys::policy::{plan, rotate};
-use shared::keys::{JwksCache, KeySet, KeySetStore, SecretKeySet};
+use shared::keys::{KeySet, KeySetStore};
 use shared::secrets::file::FileSecrets;
 use shared::secrets::{CountingSource, SecretWriter};
 use shared::telemetry::{MemorySink, Recorder};
@@ -40,25 +40,20 @@ async fn world() -> World {
     let (set, _) = rotate(&set, clock.now(), &config.keys.policy, false);
     store.save(&loaded, &set).await.unwrap();
     let reads = CountingSource::new(files);
-    let keys = SecretKeySet::new(
-        reads.clone(),
-        config.keys.secret_name.clone(),
-        config.keys.timings,
-        shared_clock.clone(),
-    );
     World {
-        deps: JwksDeps {
+        deps: JwksDeps::build(
             config,
-            keys: Arc::new(keys),
-            rendered: JwksCache::default(),
-            recorder: Recorder::new(
-                "Test",
-                "jwks",
-                Arc::new(MemorySink::default()),
-                shared_clock.clone(),
-            ),
-            clock: shared_clock,
-        },
+            JwksPorts {
+                secrets: Arc::new(reads.clone()),
+                recorder: Recorder::new(
+                    "Test",
+                    "jwks",
+                    Arc::new(MemorySink::default()),
+                    shared_clock.clone(),
+                ),
+                clock: shared_clock,
+            },
+        ),
         clock,
         reads,
         set,

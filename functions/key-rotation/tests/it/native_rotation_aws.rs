@@ -7,14 +7,12 @@ use test_support as common;
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use key_rotation::{RotationConfig, RotationDeps, handle};
+use key_rotation::{RotationConfig, RotationDeps, RotationPorts, handle};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use shared::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
-use shared::keys::{
-    KeySet, KeySetStore, KeyState, PartnerId, PreparedKeys, RenderedJwks, Scope, TokenRequest,
-};
+use shared::keys::{KeySet, KeyState, PartnerId, PreparedKeys, RenderedJwks, Scope, TokenRequest};
 use shared::secrets::aws::SecretsManagerStore;
 use shared::secrets::{SecretName, SecretSource, SecretWriter, Stage};
 use shared::telemetry::{MemorySink, Recorder};
@@ -53,18 +51,19 @@ async fn world() -> World {
     let secrets = SecretsManagerStore::new(client);
     let writer: Arc<dyn SecretWriter> = Arc::new(secrets.clone());
     World {
-        deps: RotationDeps {
-            store: KeySetStore::new(writer, config.keys.secret_name.clone()),
+        deps: RotationDeps::build(
             config,
-            local_cache: None,
-            recorder: Recorder::new(
-                "Test",
-                "key-rotation",
-                Arc::new(MemorySink::default()),
-                shared_clock.clone(),
-            ),
-            clock: shared_clock,
-        },
+            RotationPorts {
+                secrets: writer,
+                recorder: Recorder::new(
+                    "Test",
+                    "key-rotation",
+                    Arc::new(MemorySink::default()),
+                    shared_clock.clone(),
+                ),
+                clock: shared_clock,
+            },
+        ),
         clock,
         secrets,
         name: SecretName::new(&name).unwrap(),

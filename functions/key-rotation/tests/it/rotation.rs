@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use key_rotation::{RotationConfig, RotationDeps, RotationError, handle};
+use key_rotation::{RotationConfig, RotationDeps, RotationError, RotationPorts, handle};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use shared::clock::{Clock, ManualClock, SharedClock, Timestamp};
@@ -35,18 +35,19 @@ fn world() -> World {
     let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
     let metrics = MemorySink::default();
     World {
-        deps: RotationDeps {
-            store: KeySetStore::new(writer, config.keys.secret_name.clone()),
+        deps: RotationDeps::build(
             config,
-            local_cache: None,
-            recorder: Recorder::new(
-                "Test",
-                "key-rotation",
-                Arc::new(metrics.clone()),
-                shared_clock.clone(),
-            ),
-            clock: shared_clock,
-        },
+            RotationPorts {
+                secrets: writer,
+                recorder: Recorder::new(
+                    "Test",
+                    "key-rotation",
+                    Arc::new(metrics.clone()),
+                    shared_clock.clone(),
+                ),
+                clock: shared_clock,
+            },
+        ),
         clock,
         files,
         metrics,

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use callback_receiver::{
-    CallbackConfig, CallbackDeps, CallbackRoute, ConsentEvent, MemoryEventSink, RouteContext,
-    RouteError, default_handlers, handle,
+    CallbackConfig, CallbackDeps, CallbackPorts, CallbackRoute, ConsentEvent, MemoryEventSink,
+    RouteContext, RouteError, default_handlers, handle,
 };
 use lambda_http::http::Method;
 use lambda_http::{Body, Response};
@@ -279,13 +279,15 @@ pub async fn world_with(setup: Setup) -> World {
         shared_clock.clone(),
     );
     let source: Arc<dyn SecretSource> = Arc::clone(&secrets) as Arc<dyn SecretSource>;
-    let deps = CallbackDeps::new(
+    let deps = CallbackDeps::build(
         config,
-        source,
-        spy.clone(),
-        &handlers,
-        shared_clock,
-        recorder,
+        CallbackPorts {
+            secrets: source,
+            store: spy.clone(),
+            handlers,
+            clock: shared_clock,
+            recorder,
+        },
     )
     .unwrap();
     World {

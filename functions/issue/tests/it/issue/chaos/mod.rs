@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use callback_receiver::{CallbackConfig, CallbackDeps, MemoryEventSink, default_handlers};
+use callback_receiver::{
+    CallbackConfig, CallbackDeps, CallbackPorts, MemoryEventSink, default_handlers,
+};
 use lambda_http::Body;
 use lambda_http::http::Method;
 use serde_json::{Value, json};
@@ -220,8 +222,14 @@ async fn receiver(
         Arc::new(MemorySink::default()),
         clock.clone(),
     );
-    let deps =
-        CallbackDeps::new(config, Arc::new(files), store, &handlers, clock, recorder).unwrap();
+    let ports = CallbackPorts {
+        secrets: Arc::new(files),
+        store,
+        handlers,
+        clock,
+        recorder,
+    };
+    let deps = CallbackDeps::build(config, ports).unwrap();
     (deps, events, secret.to_owned())
 }
 

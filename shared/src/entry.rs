@@ -1,0 +1,107 @@
+//! The start of every function's `main`, written once: telemetry first, then the clock, the
+//! metrics namespace (`METRICS_NAMESPACE`, default [`crate::telemetry::DEFAULT_NAMESPACE`]), the
+//! AWS SDK configuration and its clients, the function's configuration (a bad value stops the
+//! process with exit code 78 naming its variable), and — for the API functions — the
+//! `lambda_http` loop. A `main` is then: [`Entry::start`], the config, the ports, the function's
+//! `build`, run.
+
+use std::sync::Arc;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{ConfigError, EnvReader, ProcessEnv, or_exit};
+use crate::telemetry::{Recorder, StdoutSink};
+
+/// What a function's `main` builds first, once per container.
+pub struct Entry {
+    service: &'static str,
+    namespace: String,
+    clock: SharedClock,
+    sdk: crate::aws::SdkConfig,
+}
+
+impl Entry {
+    /// Installs the JSON log subscriber for `service`, then reads the namespace and loads the SDK
+    /// configuration from the environment (no network call: credentials resolve on first use).
+    pub async fn start(service: &'static str) -> Self {
+        crate::telemetry::init(service);
+        let namespace = crate::telemetry::namespace(&EnvReader::new(&ProcessEnv));
+        Self {
+            service,
+            namespace,
+            clock: Arc::new(SystemClock),
+            sdk: crate::aws::load().await,
+        }
+    }
+
+    /// The function's configuration read from the process environment; a bad value stops the
+    /// process (exit code 78) with one line naming the variable.
+    pub fn config<C>(&self, read: impl FnOnce(&EnvReader<'_>) -> Result<C, ConfigError>) -> C {
+        or_exit(read(&EnvReader::new(&ProcessEnv)))
+    }
+
+    /// The wall clock.
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
+    /// The function's metrics, as EMF lines on standard output.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(
+            self.namespace.clone(),
+            self.service,
+            Arc::new(StdoutSink),
+            self.clock.clone(),
+        )
+    }
+
+    /// Secrets Manager.
+    #[cfg(feature = "secretsmanager")]
+    pub fn secrets(&self) -> Arc<crate::secrets::aws::SecretsManagerStore> {
+        Arc::new(crate::secrets::aws::SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(&self.sdk),
+        ))
+    }
+
+    /// The DynamoDB table `name`.
+    #[cfg(feature = "dynamodb")]
+    pub fn table(&self, name: &str) -> Arc<crate::store::dynamodb::DynamoStore> {
+        Arc::new(crate::store::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            name,
+            self.clock.clone(),
+        ))
+    }
+}
+
+/// The built dependencies, or the process stopped with exit code 78 and the error's chain on one
+/// line ([`crate::error::chain`]): a function that cannot be built from its configuration (a
+/// platform URL that is not HTTPS, a route table naming an unknown handler) never serves.
+pub fn built<T, E: std::error::Error + 'static>(result: Result<T, E>) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("configuration error: {}", crate::error::chain(&e));
+            std::process::exit(78) // EX_CONFIG
+        }
+    }
+}
+
+/// A function that answers API Gateway requests: its dependencies, built once, with the handler
+/// that serves them.
+#[cfg(feature = "http")]
+pub trait ServesHttp: Sync {
+    /// Answers one request (errors are answers too: the documented error types).
+    fn serve(
+        &self,
+        req: lambda_http::Request,
+    ) -> impl Future<Output = lambda_http::Response<lambda_http::Body>> + Send;
+}
+
+/// Serves API Gateway requests with `deps` until the runtime stops.
+#[cfg(feature = "http")]
+pub async fn serve_http(deps: &impl ServesHttp) -> Result<(), lambda_http::Error> {
+    lambda_http::run(lambda_http::service_fn(move |req| async move {
+        Ok::<_, std::convert::Infallible>(deps.serve(req).await)
+    }))
+    .await
+}

@@ -13,7 +13,7 @@ CARGO  ?= cargo
 # Extra flags for the devstack, e.g. `make dev ARGS="--port 3100"`.
 ARGS   ?=
 
-.PHONY: help dev test venv build-tools fmt lint template-lint bootstraps emulator invoke build unit bench clean
+.PHONY: help dev test venv build-tools fmt lint template-lint supply-chain bootstraps emulator invoke build unit bench clean
 
 # The functions' binaries (one per crate in functions/); the template maps them to its functions.
 FUNCTIONS := token-mint jwks key-rotation issue status-poller callback-receiver
@@ -29,7 +29,7 @@ help: ## List the targets
 dev: ## Run the devstack: every handler, the platform simulator, embedded storage
 	$(CARGO) run -p devstack -- $(ARGS)
 
-test: venv fmt lint template-lint ## Run every test tier (installs its own tools first)
+test: venv fmt lint template-lint supply-chain ## Run every test tier (installs its own tools first)
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --all-targets
 	infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --doc
 
@@ -56,6 +56,28 @@ template-lint: venv ## cfn-lint and sam validate --lint on template.yaml, and th
 	$(AWS_OFFLINE) $(VENV)/bin/cfn-lint template.yaml
 	$(AWS_OFFLINE) $(VENV)/bin/sam validate --lint --template template.yaml
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
+
+# The dependency check: cargo-deny, pinned, built once per machine from crates.io (--locked) into a
+# tool cache outside the clone (about 4 minutes the first time here), and the RustSec advisory
+# database from the snapshot in infra/supply-chain/ — no network is needed for the check itself.
+DENY_VERSION        := 0.20.2
+TOOL_CACHE          ?= $(HOME)/.cache/partner-bundle-tools
+DENY                := $(TOOL_CACHE)/cargo-deny-$(DENY_VERSION)/bin/cargo-deny
+ADVISORY_DB_ARCHIVE ?= infra/supply-chain/rustsec-advisory-db-2026-08-21.tar.gz
+
+supply-chain: $(DENY) ## Offline check of advisories, licenses, banned and duplicate crates, sources (deny.toml)
+	$(CARGO) fetch --locked --quiet
+	infra/scripts/advisory-db.sh $(ADVISORY_DB_ARCHIVE) target/advisory-dbs
+	$(DENY) --offline --log-level warn check --hide-inclusion-graph
+	@# The gate itself is tested: a fixture that locks a crate with a known advisory must fail it.
+	$(CARGO) fetch --locked --quiet --manifest-path infra/supply-chain/fixture/Cargo.toml
+	out=$$($(DENY) --offline --log-level error --config deny.toml \
+		--manifest-path infra/supply-chain/fixture/Cargo.toml check --hide-inclusion-graph advisories 2>&1) \
+		&& { echo "supply-chain: the check passed a crate with a known advisory" >&2; exit 1; }; \
+	grep -q "RUSTSEC-2021-0003" <<<"$$out" || { echo "supply-chain: the fixture failed for another reason:" >&2; echo "$$out" >&2; exit 1; }
+
+$(DENY):
+	$(CARGO) install --locked --quiet cargo-deny@$(DENY_VERSION) --root $(TOOL_CACHE)/cargo-deny-$(DENY_VERSION)
 
 bootstraps: ## Release bootstraps for this machine (x86_64), run by the emulator tier and `make invoke`
 	$(CARGO) build --release --bins $(addprefix -p ,$(FUNCTIONS))

@@ -23,6 +23,8 @@
 
 use std::sync::Arc;
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::secretsmanager::SecretsManagerSecretRotationEvent;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -115,13 +117,48 @@ impl RotationDeps {
     }
 }
 
-/// The Secrets Manager rotation event.
+/// What the function is invoked with: one step of a Secrets Manager rotation, or the daily
+/// EventBridge schedule (which always carries `detail-type`, `source` and `detail`). Anything else
+/// is refused with [`RotationError::UnknownEvent`].
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RotationStep {
-    step: String,
-    secret_id: String,
-    client_request_token: String,
+#[serde(untagged)]
+pub enum RotationEvent {
+    /// `{"Step", "SecretId", "ClientRequestToken"}`.
+    Step(SecretsManagerSecretRotationEvent),
+    /// The schedule.
+    Scheduled(EventBridgeEvent<Value>),
+}
+
+/// The four steps of a Secrets Manager rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Create,
+    Set,
+    Test,
+    Finish,
+}
+
+impl Step {
+    fn parse(name: &str) -> Result<Self, RotationError> {
+        match name {
+            "createSecret" => Ok(Self::Create),
+            "setSecret" => Ok(Self::Set),
+            "testSecret" => Ok(Self::Test),
+            "finishSecret" => Ok(Self::Finish),
+            other => Err(RotationError::UnknownEvent(format!(
+                "unknown step {other:?}"
+            ))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Create => "createSecret",
+            Self::Set => "setSecret",
+            Self::Test => "testSecret",
+            Self::Finish => "finishSecret",
+        }
+    }
 }
 
 /// Why a rotation failed. The function then fails, so the schedule's failure destination, the
@@ -163,16 +200,12 @@ impl From<RotationError> for lambda_runtime::Diagnostic {
 
 /// Handles one event and answers a summary of what it did.
 pub async fn handle(event: Value, deps: &RotationDeps) -> Result<Value, RotationError> {
-    let result = if event.get("Step").is_some() {
-        let step: RotationStep = serde_json::from_value(event)
-            .map_err(|e| RotationError::UnknownEvent(e.to_string()))?;
-        native_step(&step, deps).await
-    } else if event.get("detail-type").is_some() || event.get("source").is_some() {
-        scheduled(deps).await
-    } else {
-        Err(RotationError::UnknownEvent(
+    let result = match serde_json::from_value::<RotationEvent>(event) {
+        Ok(RotationEvent::Step(step)) => native_step(&step, deps).await,
+        Ok(RotationEvent::Scheduled(_)) => scheduled(deps).await,
+        Err(_) => Err(RotationError::UnknownEvent(
             "expected a scheduled event or a Secrets Manager rotation step".into(),
-        ))
+        )),
     };
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     deps.recorder
@@ -353,16 +386,20 @@ async fn finish(
     Ok(json!({"step": "finishSecret", "current": token.as_str(), "retimed": late}))
 }
 
-async fn native_step(step: &RotationStep, deps: &RotationDeps) -> Result<Value, RotationError> {
+async fn native_step(
+    event: &SecretsManagerSecretRotationEvent,
+    deps: &RotationDeps,
+) -> Result<Value, RotationError> {
     let name = deps.store.name().clone();
-    if !name.is_designated_by(&step.secret_id) {
+    if !name.is_designated_by(&event.secret_id) {
         return Err(RotationError::ForeignSecret);
     }
-    let token = VersionId::new(&step.client_request_token)?;
+    let step = Step::parse(&event.step)?;
+    let token = VersionId::new(&event.client_request_token)?;
     let secrets = deps.store.secrets();
-    tracing::info!(step = step.step.as_str(), "secrets manager rotation step");
-    match step.step.as_str() {
-        "createSecret" => {
+    tracing::info!(step = step.name(), "secrets manager rotation step");
+    match step {
+        Step::Create => {
             if secrets.get_version(&name, &token).await.is_ok() {
                 return Ok(json!({"step": "createSecret", "action": "already staged"}));
             }
@@ -375,10 +412,10 @@ async fn native_step(step: &RotationStep, deps: &RotationDeps) -> Result<Value, 
                 json!({"step": "createSecret", "version": next.version, "changes": describe(&[change])}),
             )
         }
-        "setSecret" => {
+        Step::Set => {
             Ok(json!({"step": "setSecret", "action": "nothing to set: the JWKS reads the key set"}))
         }
-        "testSecret" => {
+        Step::Test => {
             let pending = secrets.get_version(&name, &token).await?;
             let set = KeySet::parse(pending.value.expose_secret()).map_err(KeySourceError::from)?;
             let now = deps.clock.now();
@@ -397,9 +434,6 @@ async fn native_step(step: &RotationStep, deps: &RotationDeps) -> Result<Value, 
                 .map_err(|e| RotationError::SelfTest(e.to_string()))?;
             Ok(json!({"step": "testSecret", "tested": newest}))
         }
-        "finishSecret" => finish(&name, &token, deps).await,
-        other => Err(RotationError::UnknownEvent(format!(
-            "unknown step {other:?}"
-        ))),
+        Step::Finish => finish(&name, &token, deps).await,
     }
 }

@@ -172,6 +172,29 @@ async fn an_unknown_event_or_step_fails_loudly() {
 }
 
 #[tokio::test]
+async fn a_schedule_without_its_detail_is_not_taken_for_a_scheduled_run() {
+    let w = world();
+    let mut event = scheduled();
+    event.as_object_mut().unwrap().remove("detail");
+    assert!(matches!(
+        handle(event, &w.deps).await,
+        Err(RotationError::UnknownEvent(_))
+    ));
+    let keys = w.deps.store.load().await.unwrap().set.keys;
+    assert!(keys.is_empty(), "a refused event rotated: {keys:?}");
+}
+
+#[tokio::test]
+async fn a_rotation_step_with_members_it_does_not_know_is_still_a_step() {
+    let w = world();
+    let name = w.deps.config.keys.secret_name.as_str().to_owned();
+    let mut event = step("setSecret", &name);
+    event["RotationToken"] = json!("a-newer-member");
+    let answer = handle(event, &w.deps).await.unwrap();
+    assert_eq!(answer["step"], "setSecret", "{answer}");
+}
+
+#[tokio::test]
 async fn test_secret_fails_when_the_pending_document_is_not_a_usable_key_set() {
     let w = world();
     handle(scheduled(), &w.deps).await.unwrap();

@@ -51,6 +51,13 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Whether a `harness = false` bench is being measured (`cargo bench`, which passes `--bench`) or
+/// only exercised (`cargo test --all-targets`, as `make test` runs it): then it runs once at a
+/// small size, proving it still works without spending the suite's time on figures nobody reads.
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 /// Polls `check` every 50 ms until it holds; panics after 10 s.
 pub async fn eventually(mut check: impl AsyncFnMut() -> bool) {
     for _ in 0..200 {

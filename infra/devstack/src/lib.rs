@@ -5,6 +5,7 @@
 //! with a local identity provider; and the platform simulator on its own port.
 #![forbid(unsafe_code)]
 
+pub mod cors;
 pub mod credentials;
 pub mod idp;
 mod routes;

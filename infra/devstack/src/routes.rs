@@ -58,6 +58,10 @@ async fn dispatch(
     req: Request,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    // API Gateway answers a CORS preflight itself, before any route or authorizer.
+    if let Some(answer) = stack.cors.preflight(&parts.method, &parts.headers) {
+        return answer;
+    }
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return error(ErrorType::PayloadTooLarge, "the body is too large");
     };
@@ -79,7 +83,7 @@ async fn dispatch(
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    match path.as_str() {
+    let mut answer = match path.as_str() {
         "/healthz" => healthz(&stack).await,
         "/dev/login" if parts.method == Method::POST => login(&stack, &body),
         "/v1/partner-tokens" => match stack.idp.authorize(authorization) {
@@ -100,7 +104,9 @@ async fn dispatch(
             to_axum(callback_receiver::handle(lambda_req.build(), &stack.callbacks).await)
         }
         _ => error(ErrorType::NotFound, "no such route"),
-    }
+    };
+    stack.cors.decorate(&parts.headers, &mut answer);
+    answer
 }
 
 async fn healthz(stack: &Stack) -> Response<Body> {

@@ -53,6 +53,8 @@ pub struct Stack {
     pub poller: PollerDeps,
     /// The callback receiver.
     pub callbacks: CallbackDeps,
+    /// CORS, as the template's `AllowedOrigins` configures the deployed API (`ALLOWED_ORIGINS`).
+    pub cors: crate::cors::Cors,
     /// The local identity provider behind the emulated authorizer.
     pub idp: DevIdp,
     /// The dev credentials.
@@ -224,6 +226,9 @@ impl Stack {
             issue,
             poller,
             callbacks,
+            cors: crate::cors::Cors::parse(
+                &reader.optional("ALLOWED_ORIGINS").unwrap_or_default(),
+            )?,
             idp: DevIdp::new(format!("{api_url}/dev")),
             credentials,
             store,

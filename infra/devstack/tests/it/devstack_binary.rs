@@ -175,3 +175,68 @@ fn devstack_refuses_a_malformed_api_key_registry_instead_of_replacing_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("api-keys"), "{err}");
 }
+
+#[tokio::test]
+async fn devstack_applies_cors_as_the_template_does_for_listed_and_foreign_origins() {
+    const APP: &str = "https://app.example.com";
+    let dir = tempfile::tempdir().unwrap();
+    let d = common::start_with_env(dir.path(), &[("ALLOWED_ORIGINS", APP)]);
+    let http = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        http.request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/credentials", d.api()),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "x-signature")
+        .send()
+    };
+    let listed = preflight(APP).await.unwrap();
+    assert_eq!(listed.status(), 204);
+    assert_eq!(listed.headers()["access-control-allow-origin"], APP);
+    assert_eq!(listed.headers()["access-control-allow-methods"], "GET,POST");
+    let foreign = preflight("https://evil.example.net").await.unwrap();
+    assert_eq!(foreign.status(), 204);
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "a foreign origin was allowed: {:?}",
+        foreign.headers()
+    );
+    // An answer carries the listed origin, never a foreign one.
+    let jwks = |origin: &'static str| {
+        http.get(format!("{}/.well-known/jwks.json", d.api()))
+            .header("origin", origin)
+            .send()
+    };
+    let answer = jwks(APP).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["access-control-allow-origin"], APP);
+    let answer = jwks("https://evil.example.net").await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[test]
+fn devstack_refuses_a_plain_http_origin_and_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_devstack"))
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DEVSTACK_AWS")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("ALLOWED_ORIGINS", "http://app.example.com")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ALLOWED_ORIGINS"), "{err}");
+}

@@ -129,3 +129,33 @@ async fn the_devstack_serves_every_spec_route_with_a_documented_answer_and_nothi
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[test]
+fn the_devstack_applies_the_cors_rules_of_the_template() {
+    let text = std::fs::read_to_string(lambda_emu::workspace_root().join("template.yaml")).unwrap();
+    let yaml: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let template = serde_json::to_value(yaml).unwrap();
+    let cors = &template["Resources"]["PartnerApi"]["Properties"]["CorsConfiguration"];
+    // `!If [HasAllowedOrigins, {…}, !Ref AWS::NoValue]`: the configuration when origins are given.
+    let when_set = &cors["!If"][1];
+    assert_eq!(cors["!If"][0], "HasAllowedOrigins", "{cors}");
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("not a list: {v}"))
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        strings(&when_set["AllowMethods"]),
+        devstack::cors::ALLOW_METHODS
+    );
+    assert_eq!(
+        strings(&when_set["AllowHeaders"]),
+        devstack::cors::ALLOW_HEADERS
+    );
+    assert_eq!(
+        when_set["MaxAge"].as_u64(),
+        Some(u64::from(devstack::cors::MAX_AGE_SECONDS))
+    );
+}

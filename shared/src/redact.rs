@@ -56,9 +56,47 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
+/// Overwrites, in place, every value of a JSON document that may carry personal data: strings
+/// are zeroed and emptied, numbers set to 0 and booleans to false, in objects and arrays at any
+/// depth (member names are the program's field names and are kept). For plaintext this process
+/// holds only until it is encrypted (a credential's `sensitiveData`): it is wiped once the
+/// ciphertext exists instead of waiting for the allocator to reuse the memory. What it cannot
+/// reach is said where it is used.
+pub fn wipe_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe_json),
+        Value::Object(members) => members.values_mut().for_each(wipe_json),
+        Value::Number(_) => *value = Value::from(0),
+        Value::Bool(b) => *b = false,
+        Value::Null => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wiping_a_json_document_clears_every_value_at_any_depth_and_keeps_its_shape() {
+        let mut doc = serde_json::json!({
+            "passport": "X1234567",
+            "scans": [{"front": "aGVsbG8=", "pages": 32}, "note"],
+            "verified": true,
+            "none": null
+        });
+        wipe_json(&mut doc);
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "passport": "",
+                "scans": [{"front": "", "pages": 0}, ""],
+                "verified": false,
+                "none": null
+            })
+        );
+    }
 
     #[test]
     fn pii_debug_never_shows_the_value() {

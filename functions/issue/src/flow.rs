@@ -477,7 +477,12 @@ impl Job<'_> {
     /// Encrypts `data` to the CAK key the platform gave (persisted in the record) and uploads
     /// it. A failure leaves the record `UPLOAD_PENDING` and answers 503 with `Retry-After`: the
     /// documents are never reported stored unless the platform said so.
-    async fn upload(&self, email: &str, data: Map<String, Value>) -> Result<String, ApiError> {
+    ///
+    /// The plaintext is wiped as soon as it is no longer needed: the parsed `sensitiveData` once
+    /// encoded ([`shared::redact::wipe_json`]), its encoding once encrypted ([`Zeroizing`]). The raw request body and
+    /// the runtime's own copy of the event are outside this function's reach and are freed
+    /// without being wiped when the invocation ends.
+    async fn upload(&self, email: &str, mut data: Map<String, Value>) -> Result<String, ApiError> {
         let (Some(curve), Some(hex), Some(hash)) = (
             self.program.cak,
             self.issuance.cak_public_key.clone(),
@@ -493,6 +498,7 @@ impl Job<'_> {
         let plaintext = Zeroizing::new(
             serde_json::to_vec(&data).map_err(|e| internal("cannot encode sensitiveData", e))?,
         );
+        data.values_mut().for_each(shared::redact::wipe_json);
         drop(data);
         let ciphertext =
             encrypt(&key, &plaintext).map_err(|e| internal("CAK encryption failed", e))?;

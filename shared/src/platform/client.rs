@@ -10,6 +10,7 @@ use reqwest::{RequestBuilder, Url};
 use super::config::PlatformConfig;
 use super::deadline::Deadline;
 use super::error::PlatformError;
+use super::retry::{Decision, MIN_ATTEMPT_TIME, Outcome, Progress, Stop, decide};
 use super::tokens::PartnerTokens;
 use super::types::{
     ErrorWire, IssueOnBehalf, Issued, IssuedWire, OnDuplicate, StatusWire, StorageId, UploadWire,
@@ -27,9 +28,6 @@ pub const AUTH_FAILURES_METRIC: &str = "PlatformAuthFailures";
 /// Metric: failed platform attempts, by `status` (HTTP status, `timeout`, `connect`, `network`).
 pub const UPSTREAM_ERRORS_METRIC: &str = "UpstreamErrors";
 
-/// No attempt starts with less time than this left before the deadline, and no wait is started
-/// that would leave less than this for the attempt after it.
-const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(20);
 /// Largest success body read (the platform's answers are a few hundred bytes).
 const MAX_SUCCESS_BODY: usize = 1024 * 1024;
 /// Largest error body read; the rest is dropped.
@@ -263,7 +261,7 @@ impl PlatformClient {
             let clean = |text: &str| scrub(text, email, token.expose());
 
             let answer = match tokio::time::timeout(per_attempt, send(request)).await {
-                Ok(Ok(answer)) => answer,
+                Ok(Ok(answer)) => Some(answer),
                 Ok(Err(SendError::Fatal(detail))) => {
                     tracing::error!(operation, attempt, error = %detail, "platform request could not be built");
                     return Err(PlatformError::Config(detail));
@@ -272,145 +270,154 @@ impl PlatformClient {
                     unconfirmed |= failure.may_have_reached;
                     self.failed_attempt(op, attempt, failure.metric, None, &failure.detail);
                     last = failure.detail;
-                    self.back_off(op, attempt, max_total, &last, deadline)
-                        .await?;
-                    continue;
+                    None
                 }
                 Err(_) => {
                     unconfirmed = true;
                     let detail = format!("timed out after {} ms", per_attempt.as_millis());
                     self.failed_attempt(op, attempt, "timeout", None, &detail);
                     last = detail;
-                    self.back_off(op, attempt, max_total, &last, deadline)
-                        .await?;
-                    continue;
+                    None
                 }
             };
-
-            let Answer {
+            let progress = |outcome| {
+                decide(
+                    outcome,
+                    Progress {
+                        attempt,
+                        max_attempts: max_total,
+                        refreshed,
+                        remaining: deadline.remaining(),
+                        backoff: self.backoff_delay(attempt),
+                    },
+                )
+            };
+            let Some(Answer {
                 status,
                 request_id,
                 retry_after,
                 body,
-            } = answer;
-            let rid = request_id.as_deref().unwrap_or("-");
-            if (200..300).contains(&status) {
-                return match parse(&body) {
-                    Ok(v) => {
-                        tracing::debug!(
-                            operation,
-                            attempts,
-                            status = %status,
-                            request_id = rid,
-                            "platform call succeeded"
-                        );
-                        Ok((v, unconfirmed))
-                    }
-                    Err(problem) => {
-                        let problem = clean(&problem);
-                        tracing::error!(operation, attempt, status = %status, request_id = rid, error = %problem,
-                            "platform answer could not be parsed");
-                        self.count(UPSTREAM_ERRORS_METRIC, "unparsable");
-                        Err(PlatformError::Protocol(problem))
-                    }
-                };
-            }
-
-            let wire: ErrorWire = serde_json::from_slice(&body).unwrap_or_default();
-            let message = clean(wire.message.as_deref().unwrap_or(""));
-            match status {
-                401 | 403 => {
-                    self.count(AUTH_FAILURES_METRIC, &status.to_string());
-                    self.failed_attempt(
-                        op,
-                        attempt,
-                        &status.to_string(),
-                        request_id.as_deref(),
-                        &message,
-                    );
-                    if status == 401 && !refreshed {
-                        // Our cached token may be stale (its key rotated away): once, afresh.
-                        self.tokens.forget(email);
-                        refreshed = true;
-                        last = format!("HTTP {status}");
+            }) = answer
+            else {
+                match progress(Outcome::NoAnswer) {
+                    Decision::RetryAfter(wait) => {
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
+                    Decision::Stop(Stop::OutOfTime) => {
+                        return Err(self.give_up(
+                            op,
+                            attempt,
+                            format!("{last}; no time left for another attempt"),
+                        ));
+                    }
+                    _ => return Err(self.give_up(op, attempt, last)),
+                }
+            };
+            let rid = request_id.as_deref().unwrap_or("-");
+            let success = (200..300).contains(&status);
+            let wire: ErrorWire = if success {
+                ErrorWire::default()
+            } else {
+                serde_json::from_slice(&body).unwrap_or_default()
+            };
+            let message = clean(wire.message.as_deref().unwrap_or(""));
+            let outcome = Outcome::Answered {
+                status,
+                names_duplicate: status == 409 && wire.core_claim_hash.is_some(),
+                retry_after,
+            };
+            unconfirmed |= outcome.may_have_acted();
+            let decision = progress(outcome);
+            if matches!(status, 401 | 403) {
+                self.count(AUTH_FAILURES_METRIC, &status.to_string());
+            }
+            if !matches!(
+                decision,
+                Decision::Accept | Decision::Stop(Stop::NotFound | Stop::Duplicate)
+            ) {
+                let id = request_id.as_deref();
+                self.failed_attempt(op, attempt, &status.to_string(), id, &message);
+            }
+            last = match &request_id {
+                Some(id) if status >= 500 => format!("HTTP {status} (request id {id})"),
+                _ => format!("HTTP {status}"),
+            };
+            match decision {
+                Decision::Accept => {
+                    return match parse(&body) {
+                        Ok(v) => {
+                            tracing::debug!(
+                                operation,
+                                attempts,
+                                status = %status,
+                                request_id = rid,
+                                "platform call succeeded"
+                            );
+                            Ok((v, unconfirmed))
+                        }
+                        Err(problem) => {
+                            let problem = clean(&problem);
+                            tracing::error!(operation, attempt, status = %status, request_id = rid, error = %problem,
+                            "platform answer could not be parsed");
+                            self.count(UPSTREAM_ERRORS_METRIC, "unparsable");
+                            Err(PlatformError::Protocol(problem))
+                        }
+                    };
+                }
+                Decision::RefreshToken => {
+                    // Our cached token may be stale (its key rotated away): once, afresh.
+                    self.tokens.forget(email);
+                    refreshed = true;
+                }
+                Decision::RetryAfter(wait) => tokio::time::sleep(wait).await,
+                Decision::Stop(Stop::AttemptsExhausted) => {
+                    return Err(self.give_up(op, attempt, last));
+                }
+                Decision::Stop(Stop::OutOfTime) => {
+                    return Err(self.give_up(
+                        op,
+                        attempt,
+                        format!("{last}; no time left for another attempt"),
+                    ));
+                }
+                Decision::Stop(Stop::RateLimited) => {
+                    tracing::warn!(
+                        operation,
+                        attempts,
+                        request_id = rid,
+                        retry_after_ms = retry_after
+                            .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+                        "rate limited by the platform; giving up (no attempt or time left for its Retry-After)"
+                    );
+                    return Err(PlatformError::RateLimited { retry_after });
+                }
+                Decision::Stop(Stop::Unauthorized) => {
                     return Err(PlatformError::Unauthorized { status, request_id });
                 }
-                404 => {
+                Decision::Stop(Stop::NotFound) => {
                     tracing::info!(operation, attempt, status = %status, request_id = rid, error = %message,
                         "platform answered not found");
                     return Err(PlatformError::NotFound { message });
                 }
-                409 => {
-                    if let Some(core_claim_hash) = wire.core_claim_hash {
-                        tracing::info!(
-                            operation,
-                            attempt,
-                            status = %status,
-                            request_id = rid,
-                            core_claim_hash = core_claim_hash.as_str(),
-                            "platform answered duplicate"
-                        );
-                        return Err(PlatformError::Duplicate {
-                            core_claim_hash,
-                            cak_public_key: wire.cak_public_key,
-                            user_uuid: wire.user_uuid,
-                            after_unconfirmed: unconfirmed,
-                        });
-                    }
-                    self.failed_attempt(op, attempt, "409", request_id.as_deref(), &message);
-                    return Err(PlatformError::Rejected {
-                        status,
-                        message,
-                        request_id,
+                Decision::Stop(Stop::Duplicate) => {
+                    let core_claim_hash = wire.core_claim_hash.unwrap_or_default();
+                    tracing::info!(
+                        operation,
+                        attempt,
+                        status = %status,
+                        request_id = rid,
+                        core_claim_hash = core_claim_hash.as_str(),
+                        "platform answered duplicate"
+                    );
+                    return Err(PlatformError::Duplicate {
+                        core_claim_hash,
+                        cak_public_key: wire.cak_public_key,
+                        user_uuid: wire.user_uuid,
+                        after_unconfirmed: unconfirmed,
                     });
                 }
-                429 => {
-                    self.failed_attempt(op, attempt, "429", request_id.as_deref(), &message);
-                    let wait = match retry_after {
-                        Some(wait) => wait,
-                        None => self.backoff_delay(attempt),
-                    };
-                    if attempt >= max_total || wait + MIN_ATTEMPT_TIME > deadline.remaining() {
-                        tracing::warn!(
-                            operation,
-                            attempts,
-                            request_id = rid,
-                            retry_after_ms = retry_after
-                                .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-                            "rate limited by the platform; giving up (no attempt or time left for its Retry-After)"
-                        );
-                        return Err(PlatformError::RateLimited { retry_after });
-                    }
-                    last = "HTTP 429".to_owned();
-                    tokio::time::sleep(wait).await;
-                }
-                500..=599 => {
-                    // The platform may have acted before failing to answer.
-                    unconfirmed = true;
-                    self.failed_attempt(
-                        op,
-                        attempt,
-                        &status.to_string(),
-                        request_id.as_deref(),
-                        &message,
-                    );
-                    last = match &request_id {
-                        Some(id) => format!("HTTP {status} (request id {id})"),
-                        None => format!("HTTP {status}"),
-                    };
-                    self.back_off(op, attempt, max_total, &last, deadline)
-                        .await?;
-                }
-                _ => {
-                    self.failed_attempt(
-                        op,
-                        attempt,
-                        &status.to_string(),
-                        request_id.as_deref(),
-                        &message,
-                    );
+                Decision::Stop(Stop::Rejected) => {
                     return Err(PlatformError::Rejected {
                         status,
                         message,
@@ -419,30 +426,6 @@ impl PlatformClient {
                 }
             }
         }
-    }
-
-    /// Waits before the next attempt, or gives up when attempts or time are exhausted.
-    async fn back_off(
-        &self,
-        op: Op,
-        attempt: u32,
-        max_total: u32,
-        last: &str,
-        deadline: Deadline,
-    ) -> Result<(), PlatformError> {
-        if attempt >= max_total {
-            return Err(self.give_up(op, attempt, last.to_owned()));
-        }
-        let wait = self.backoff_delay(attempt);
-        if wait + MIN_ATTEMPT_TIME > deadline.remaining() {
-            return Err(self.give_up(
-                op,
-                attempt,
-                format!("{last}; no time left for another attempt"),
-            ));
-        }
-        tokio::time::sleep(wait).await;
-        Ok(())
     }
 
     /// Full jitter: uniform in `[0, min(max_backoff, base_backoff · 2^(attempt-1))]`.

@@ -20,6 +20,7 @@ mod client;
 mod config;
 mod deadline;
 mod error;
+mod retry;
 mod tokens;
 mod types;
 

@@ -40,10 +40,19 @@ pub fn moto_endpoint() -> String {
     endpoint
 }
 
-/// The AWS SDK configuration for moto (see [`moto_endpoint`]).
+/// The AWS SDK configuration for moto (see [`moto_endpoint`]): the production loader, with
+/// longer timeouts. moto is one Python process serving every suite of the run at once, and on two
+/// busy cores a table creation can outlast the 2 s attempt timeout that bounds calls to AWS
+/// ([`shared::aws::timeouts`], checked by `shared::aws`'s own tests); the suites test the
+/// adapters' behaviour, not moto's latency.
 pub async fn moto() -> shared::aws::SdkConfig {
     moto_endpoint();
-    shared::aws::load().await
+    let patient = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(30))
+        .build();
+    shared::aws::loader().timeout_config(patient).load().await
 }
 
 /// A name unique to one test run.

@@ -58,7 +58,7 @@ template-lint: venv ## cfn-lint and sam validate --lint on template.yaml, and th
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
 # The dependency check: cargo-deny, pinned, built once per machine from crates.io (--locked) into a
-# tool cache outside the clone (about 4 minutes the first time here), and the RustSec advisory
+# tool cache outside the clone (about 3 minutes the first time here), and the RustSec advisory
 # database from the snapshot in infra/supply-chain/ — no network is needed for the check itself.
 DENY_VERSION        := 0.20.2
 TOOL_CACHE          ?= $(HOME)/.cache/partner-bundle-tools

@@ -328,7 +328,12 @@ impl PlatformClient {
                 retry_after,
             };
             unconfirmed |= outcome.may_have_acted();
-            let decision = progress(outcome);
+            // A success needs no backoff: no jitter is drawn for it.
+            let decision = if success {
+                Decision::Accept
+            } else {
+                progress(outcome)
+            };
             if matches!(status, 401 | 403) {
                 self.count(AUTH_FAILURES_METRIC, &status.to_string());
             }

@@ -133,14 +133,7 @@ impl Env {
     }
 
     async fn fault(&self, spec: Value) {
-        let response = self
-            .http
-            .post(format!("{}/sim/faults", self.sim.base_url()))
-            .json(&spec)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        test_support::inject_fault(&self.http, &self.sim, &spec).await;
     }
 
     fn seen(&self, route: &str) -> Vec<RequestRecord> {

@@ -6,6 +6,7 @@
 //! - [`unique`]: a name unique to one run (tables, secrets);
 //! - [`SignedPlatform`]: our signing key set in a secret store, its JWKS served on 127.0.0.1:0 and
 //!   the platform simulator trusting it — the world of every suite that talks to the platform;
+//! - [`inject_fault`], [`clear_faults`]: the simulator's fault injection;
 //! - [`eventually`]: polling for a condition a background task brings about.
 //!
 //! It is a dev-dependency only; nothing here ships in a function.
@@ -115,6 +116,31 @@ impl Drop for JwksServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Arms a fault in the platform simulator (`POST /sim/faults`, see `platform_sim::faults`).
+pub async fn inject_fault(
+    http: &reqwest::Client,
+    sim: &platform_sim::SimHandle,
+    spec: &serde_json::Value,
+) {
+    let r = http
+        .post(format!("{}/sim/faults", sim.base_url()))
+        .json(spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// Clears every fault armed in the platform simulator.
+pub async fn clear_faults(http: &reqwest::Client, sim: &platform_sim::SimHandle) {
+    let r = http
+        .delete(format!("{}/sim/faults", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
 }
 
 /// Our signing keys as a deployment holds them, published, and the platform simulator trusting

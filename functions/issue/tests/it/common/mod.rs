@@ -228,24 +228,11 @@ impl World {
     }
 
     pub async fn fault(&self, spec: Value) {
-        let r = self
-            .http
-            .post(format!("{}/sim/faults", self.sim.base_url()))
-            .json(&spec)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        test_support::inject_fault(&self.http, &self.sim, &spec).await;
     }
 
     pub async fn clear_faults(&self) {
-        let r = self
-            .http
-            .delete(format!("{}/sim/faults", self.sim.base_url()))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+        test_support::clear_faults(&self.http, &self.sim).await;
     }
 
     /// The embedded store's SQLite file (and its write-ahead log) as text, byte for byte.

@@ -19,9 +19,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::error::{ApiError, ErrorType};
+use crate::pii::{DigestPurpose, DocumentDigest, Protector};
 use crate::store::{
     NewRecord, Record, RecordKey, RecordKind, RecordStore, StoreError, Version, Write,
 };
@@ -54,17 +56,19 @@ impl IdempotencyKey {
     }
 }
 
-/// The hash of a request's payload: method, path and the JSON body in canonical form (object
-/// keys sorted), so formatting differences do not count as another payload.
-pub fn payload_hash(method: &str, path: &str, body: &Value) -> String {
-    let mut h = Sha256::new();
-    h.update(method.as_bytes());
-    h.update(b"\n");
-    h.update(path.as_bytes());
-    h.update(b"\n");
+/// The keyed fingerprint of a request's payload: method, path and the JSON body in canonical form
+/// (object keys sorted), so formatting differences do not count as another payload. Keyed (see
+/// [`Protector::digest`]) because the record outlives the request and the body holds personal
+/// data: a plain hash would let whoever reads the table confirm a guessed body.
+pub fn payload_digest(
+    protector: &Protector,
+    method: &str,
+    path: &str,
+    body: &Value,
+) -> DocumentDigest {
     // serde_json's Map is ordered by key (no `preserve_order`): this is canonical enough.
-    h.update(body.to_string().as_bytes());
-    hex::encode(h.finalize())
+    let document = Zeroizing::new(format!("{method}\n{path}\n{body}"));
+    protector.digest(DigestPurpose::RequestPayload, document.as_bytes())
 }
 
 /// A response kept for replays.
@@ -186,15 +190,16 @@ impl<'a> Idempotency<'a> {
         NewRecord::new(key, body).expiring_at(self.clock.now().plus(self.window))
     }
 
-    /// Starts handling a request of `caller` with `key` whose payload hashes to `payload_hash`;
-    /// the lease lasts until `lease_until` (the caller's deadline).
+    /// Starts handling a request of `caller` with `key` whose payload has the fingerprint
+    /// `payload` ([`payload_digest`]); the lease lasts until `lease_until` (the caller's deadline).
     pub async fn begin(
         &self,
         caller: &str,
         key: &IdempotencyKey,
-        payload_hash: &str,
+        payload: &DocumentDigest,
         lease_until: Timestamp,
     ) -> Result<Begin, IdempotencyError> {
+        let payload_hash = payload.as_str();
         let record_key = Self::record_key(caller, key)?;
         let record = self.in_progress(record_key.clone(), payload_hash, lease_until);
         let existing = match self.store.write(Write::Create(record.clone())).await {
@@ -224,14 +229,14 @@ impl<'a> Idempotency<'a> {
             }
             Err(e) => return Err(e.into()),
         };
-        self.decide(existing, record, payload_hash).await
+        self.decide(existing, record, payload).await
     }
 
     async fn decide(
         &self,
         existing: Record,
         fresh: NewRecord,
-        payload_hash: &str,
+        payload: &DocumentDigest,
     ) -> Result<Begin, IdempotencyError> {
         let body: Body = serde_json::from_value(existing.data.clone()).map_err(|e| {
             IdempotencyError::Store(StoreError::Corrupt {
@@ -239,7 +244,7 @@ impl<'a> Idempotency<'a> {
                 detail: e.to_string(),
             })
         })?;
-        if body.payload_hash != payload_hash {
+        if !payload.matches(&body.payload_hash) {
             return Err(IdempotencyError::KeyReused);
         }
         if let (State::Completed, Some(response)) = (body.status, body.response) {
@@ -265,7 +270,7 @@ impl<'a> Idempotency<'a> {
             Ok(version) => Ok(Begin::Proceed(Lease {
                 key: existing.key,
                 version,
-                payload_hash: payload_hash.to_owned(),
+                payload_hash: payload.as_str().to_owned(),
             })),
             Err(StoreError::VersionConflict { .. }) => Err(IdempotencyError::InProgress {
                 retry_after_secs: 1,

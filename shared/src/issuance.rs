@@ -10,13 +10,13 @@
 //! answer that was never retried) is found by the status poller through the same due index and
 //! becomes `ABANDONED`: visible, counted and alarmed, and resumable by a retry with the same
 //! `Idempotency-Key`. The user is stored only as a keyed hash and a sealed e-mail (see
-//! `docs/architecture.md`); the credential subject is stored only as a hash.
+//! `docs/architecture.md`); the credential subject is stored only as a keyed fingerprint.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
-use crate::pii::{IdHash, Sealed};
+use crate::pii::{DigestPurpose, DocumentDigest, IdHash, Protector, Sealed};
 use crate::store::{InvalidName, QueueName, RecordKey, RecordKind};
 
 /// The due queue the status poller reads.
@@ -102,7 +102,8 @@ pub struct Issuance {
     pub user_hash: IdHash,
     /// The user's e-mail, sealed with the record key as context.
     pub user: Sealed,
-    /// The hash of the credential subject (decides `onDuplicate` when the policy is automatic).
+    /// The keyed fingerprint of the credential subject ([`subject_digest`]; decides
+    /// `onDuplicate` when the policy is automatic).
     pub subject_hash: String,
     /// What was sent as `onDuplicate`.
     pub on_duplicate: String,
@@ -336,7 +337,9 @@ pub fn subject_key(user_hash: &IdHash, program_id: &str) -> Result<RecordKey, In
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceLock {
-    /// The hash of the last subject issued (decides an automatic `onDuplicate`).
+    /// The keyed fingerprint of the last subject issued ([`subject_digest`]; decides an
+    /// automatic `onDuplicate`). Locks written before fingerprints were keyed hold its plain
+    /// SHA-256, which [`DocumentDigest::matches`] still accepts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_hash: Option<String>,
     /// The last credential issued to the user for the program.
@@ -382,9 +385,13 @@ impl ResourceLock {
     }
 }
 
-/// The hash of a credential subject in canonical JSON form.
-pub fn subject_hash(subject: &serde_json::Value) -> String {
-    hex::encode(Sha256::digest(subject.to_string().as_bytes()))
+/// The keyed fingerprint of a credential subject in canonical JSON form (object keys sorted):
+/// what decides an automatic `onDuplicate` and tells a retry from another request. Keyed, because
+/// the resource lock keeps it for as long as the user holds the credential (see
+/// [`Protector::digest`]).
+pub fn subject_digest(protector: &Protector, subject: &serde_json::Value) -> DocumentDigest {
+    let document = zeroize::Zeroizing::new(subject.to_string());
+    protector.digest(DigestPurpose::CredentialSubject, document.as_bytes())
 }
 
 #[cfg(test)]
@@ -494,9 +501,12 @@ mod tests {
     }
 
     #[test]
-    fn the_subject_hash_ignores_key_order() {
+    fn the_subject_digest_ignores_key_order_but_not_values() {
+        let p = Protector::new(std::sync::Arc::new(crate::pii::DataKeys::generate()));
         let a: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":2}"#).unwrap();
         let b: serde_json::Value = serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap();
-        assert_eq!(subject_hash(&a), subject_hash(&b));
+        let c: serde_json::Value = serde_json::from_str(r#"{"a":2,"b":3}"#).unwrap();
+        assert_eq!(subject_digest(&p, &a), subject_digest(&p, &b));
+        assert_ne!(subject_digest(&p, &a), subject_digest(&p, &c));
     }
 }

@@ -11,8 +11,9 @@ use shared::auth::request::{header, json_body, path_and_query, signed_parts};
 use shared::clock::Timestamp;
 use shared::error::{ApiError, ErrorType};
 use shared::http::Reply;
-use shared::idempotency::{Begin, Idempotency, IdempotencyKey, payload_hash};
+use shared::idempotency::{Begin, Idempotency, IdempotencyKey, payload_digest};
 use shared::issuance::IssuanceId;
+use shared::pii::DocumentDigest;
 use shared::platform::{Deadline, OnDuplicate};
 use shared::programs::{DuplicatePolicy, Program};
 use shared::redact::Pii;
@@ -54,7 +55,11 @@ pub async fn create(req: &Request, deps: &IssueDeps) -> Result<Response<Body>, A
         })
         .and_then(IdempotencyKey::parse)?;
     let raw: Value = json_body(req, deps.config.max_body_bytes)?;
-    let hash = payload_hash("POST", "/v1/credentials", &raw);
+    let protector = deps.data_keys.protector().await.map_err(|e| {
+        tracing::error!(error = %shared::error::chain(&e), "cannot load the data keys");
+        ApiError::internal()
+    })?;
+    let hash = payload_digest(&protector, "POST", "/v1/credentials", &raw);
     // Errors name the path, never the value (it may be personal data).
     let body: IssueBody = serde_path_to_error::deserialize(raw).map_err(|e| {
         ApiError::new(
@@ -110,6 +115,7 @@ pub async fn create(req: &Request, deps: &IssueDeps) -> Result<Response<Body>, A
         &caller,
         body,
         program,
+        &protector,
         &lease,
         &idem,
         deadline,
@@ -200,14 +206,16 @@ pub(crate) fn choose_on_duplicate(
     asked: Option<OnDuplicate>,
     policy: DuplicatePolicy,
     previous: Option<&str>,
-    now: &str,
+    now: &DocumentDigest,
 ) -> OnDuplicate {
     match (asked, policy) {
         (Some(o), _) => o,
         (None, DuplicatePolicy::Ignore) => OnDuplicate::Ignore,
         (None, DuplicatePolicy::Revoke) => OnDuplicate::Revoke,
         // Unchanged data keeps the credential; changed or unknown data replaces it.
-        (None, DuplicatePolicy::Auto) if previous == Some(now) => OnDuplicate::Ignore,
+        (None, DuplicatePolicy::Auto) if previous.is_some_and(|p| now.matches(p)) => {
+            OnDuplicate::Ignore
+        }
         (None, DuplicatePolicy::Auto) => OnDuplicate::Revoke,
     }
 }

@@ -13,9 +13,10 @@ use shared::error::{ApiError, ErrorType};
 use shared::http::Reply;
 use shared::idempotency::{Idempotency, Lease, StoredResponse};
 use shared::issuance::{
-    Accepted, Issuance, IssuanceId, IssuanceStatus, ResourceLock, poll_queue, subject_hash,
+    Accepted, Issuance, IssuanceId, IssuanceStatus, ResourceLock, poll_queue, subject_digest,
     subject_key,
 };
+use shared::pii::Protector;
 use shared::platform::{Deadline, IssueOnBehalf, OnDuplicate, PlatformError};
 use shared::programs::Program;
 use shared::store::{NewRecord, StoreError, Version, Write};
@@ -97,6 +98,7 @@ pub(crate) async fn issue(
     caller: &Caller,
     body: IssueBody,
     program: &Program,
+    protector: &Protector,
     lease: &Lease,
     idem: &Idempotency<'_>,
     deadline: Deadline,
@@ -104,14 +106,9 @@ pub(crate) async fn issue(
     deps: &IssueDeps,
 ) -> Result<Response<Body>, ApiError> {
     let now = deps.clock.now();
-    let protector = deps
-        .data_keys
-        .protector()
-        .await
-        .map_err(|e| internal("cannot load the data keys", e))?;
     let record_key = id.record_key().map_err(|e| internal("bad record key", e))?;
     let user_hash = protector.hash(body.user.email.expose());
-    let subject = subject_hash(&body.credential_subject);
+    let subject = subject_digest(protector, &body.credential_subject);
     let subj_key =
         subject_key(&user_hash, &program.id).map_err(|e| internal("bad subject key", e))?;
     let has_documents = body.sensitive_data.as_ref().is_some_and(|d| !d.is_empty());
@@ -161,7 +158,7 @@ pub(crate) async fn issue(
                 program_id: program.id.clone(),
                 user_hash: user_hash.clone(),
                 user: sealed,
-                subject_hash: subject.clone(),
+                subject_hash: subject.as_str().to_owned(),
                 on_duplicate: on_duplicate_name(on_duplicate).to_owned(),
                 status: IssuanceStatus::Pending,
                 core_claim_hash: None,
@@ -194,7 +191,7 @@ pub(crate) async fn issue(
                 )
                 && !has_documents;
             if earlier.user_hash != user_hash
-                || earlier.subject_hash != subject
+                || !subject.matches(&earlier.subject_hash)
                 || earlier.program_id != program.id
                 || documents_differ
             {

@@ -4,6 +4,10 @@
 //! - [`Protector::hash`]: lowercase hex `HMAC-SHA256(pepper, normalised value)`, a stable
 //!   pseudonym to key records by. Without the pepper it cannot be recomputed from a guessed
 //!   address, unlike a plain hash.
+//! - [`Protector::digest`]: the fingerprint of a document records compare but never need to read
+//!   back (a credential subject, a request payload): lowercase hex HMAC-SHA256 under a key derived
+//!   from the pepper, one per [`DigestPurpose`], so a leaked table does not let anyone confirm a
+//!   guessed subject (a birth date, a membership tier) the way a plain SHA-256 would.
 //! - [`Protector::seal`] / [`Protector::open`]: AES-256-GCM with a 12-byte random nonce and the
 //!   caller's `context` (e.g. the record key) as associated data, so a sealed value moved to
 //!   another record no longer opens. The result, [`Sealed`], names the key version that sealed it.
@@ -347,6 +351,53 @@ impl fmt::Display for IdHash {
     }
 }
 
+/// What a [`DocumentDigest`] fingerprints: each purpose has its own key, so a digest of one kind
+/// never equals a digest of another kind of the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestPurpose {
+    /// A credential subject in canonical JSON.
+    CredentialSubject,
+    /// A request's method, path and canonical JSON body.
+    RequestPayload,
+}
+
+impl DigestPurpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Self::CredentialSubject => b"partner-bundle/digest/credential-subject",
+            Self::RequestPayload => b"partner-bundle/digest/request-payload",
+        }
+    }
+}
+
+/// The keyed fingerprint of a document: what records store ([`DocumentDigest::as_str`]) and what
+/// a stored fingerprint is compared with ([`DocumentDigest::matches`]).
+///
+/// Records written before fingerprints were keyed hold the plain SHA-256 of the same bytes; a
+/// digest still matches those, so an upgrade neither revokes an unchanged credential (its
+/// resource lock remembers the old form) nor refuses the retry of a request that began before it
+/// (its idempotency record does). Only the keyed form is ever written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentDigest {
+    keyed: String,
+    unkeyed: String,
+}
+
+impl DocumentDigest {
+    /// The keyed form: lowercase hex, 64 characters. This is what records store.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.keyed
+    }
+
+    /// Whether `stored` (a fingerprint from a record) is this document's: its keyed form, or the
+    /// plain SHA-256 that records written before keyed fingerprints hold.
+    #[must_use]
+    pub fn matches(&self, stored: &str) -> bool {
+        stored == self.keyed || stored == self.unkeyed
+    }
+}
+
 /// An encrypted identifier as records store it: the key id, the base64 nonce, and the base64
 /// AES-256-GCM ciphertext followed by its 16-byte tag.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -405,6 +456,25 @@ impl Protector {
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(normalised.as_bytes());
         IdHash(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The keyed fingerprint of `document` for `purpose`: lowercase hex
+    /// `HMAC-SHA256(HMAC-SHA256(pepper, purpose label), document)`. The pepper never rotates, so
+    /// a fingerprint stays comparable for the life of the records that hold it.
+    #[must_use]
+    pub fn digest(&self, purpose: DigestPurpose, document: &[u8]) -> DocumentDigest {
+        let mut derive = <HmacSha256 as Mac>::new_from_slice(self.keys.pepper.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        derive.update(purpose.label());
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&derive.finalize().into_bytes());
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(key.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(document);
+        DocumentDigest {
+            keyed: hex::encode(mac.finalize().into_bytes()),
+            unkeyed: hex::encode(<Sha256 as sha2::Digest>::digest(document)),
+        }
     }
 
     /// Encrypts `value` with the current key, bound to `context` (the associated data; use the

@@ -27,6 +27,47 @@ fn hashing_is_stable_and_ignores_case_and_surrounding_space() {
 }
 
 #[test]
+fn a_document_digest_is_keyed_so_a_plain_hash_of_a_guess_does_not_find_it() {
+    let p = protector();
+    let subject = br#"{"tier":"gold"}"#;
+    let d = p.digest(DigestPurpose::CredentialSubject, subject);
+    let plain = hex::encode(<Sha256 as sha2::Digest>::digest(subject));
+    assert_ne!(d.as_str(), plain);
+    assert_eq!(d.as_str().len(), 64);
+    // Another stack's pepper gives another digest; the same keys give the same one.
+    assert_ne!(
+        d,
+        protector().digest(DigestPurpose::CredentialSubject, subject)
+    );
+    assert_eq!(d, p.digest(DigestPurpose::CredentialSubject, subject));
+}
+
+#[test]
+fn a_document_digest_depends_on_its_purpose() {
+    let p = protector();
+    assert_ne!(
+        p.digest(DigestPurpose::CredentialSubject, b"x").as_str(),
+        p.digest(DigestPurpose::RequestPayload, b"x").as_str()
+    );
+}
+
+#[test]
+fn a_document_digest_matches_its_keyed_form_and_the_plain_form_older_records_hold() {
+    let p = protector();
+    let d = p.digest(DigestPurpose::RequestPayload, b"POST\n/v1/credentials\n{}");
+    assert!(d.matches(d.as_str()));
+    assert!(d.matches(&hex::encode(<Sha256 as sha2::Digest>::digest(
+        b"POST\n/v1/credentials\n{}"
+    ))));
+    let other = p.digest(
+        DigestPurpose::RequestPayload,
+        b"POST\n/v1/credentials\n{\"a\":1}",
+    );
+    assert!(!d.matches(other.as_str()));
+    assert!(!d.matches(""));
+}
+
+#[test]
 fn hashing_is_hmac_sha256_of_the_normalised_value_under_the_pepper() {
     let p = protector();
     let mut mac = <HmacSha256 as Mac>::new_from_slice(p.keys().pepper.as_ref()).unwrap();

@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use shared::clock::{Clock, ManualClock, SharedClock};
 use shared::idempotency::{
-    Begin, Idempotency, IdempotencyError, IdempotencyKey, StoredResponse, payload_hash,
+    Begin, Idempotency, IdempotencyError, IdempotencyKey, StoredResponse, payload_digest,
 };
-use shared::store::RecordStore;
+use shared::pii::{DataKeys, DocumentDigest, Protector};
 use shared::store::dynamodb::DynamoStore;
 use shared::store::embedded::EmbeddedStore;
+use shared::store::{NewRecord, RecordKey, RecordKind, RecordStore, Write};
 
 struct World {
     store: Arc<dyn RecordStore>,
@@ -65,8 +67,70 @@ fn key(k: &str) -> IdempotencyKey {
     IdempotencyKey::parse(k).unwrap()
 }
 
-fn hash(body: serde_json::Value) -> String {
-    payload_hash("POST", "/v1/credentials", &body)
+/// One stack's data keys, for every scenario.
+static PROTECTOR: std::sync::LazyLock<Protector> =
+    std::sync::LazyLock::new(|| Protector::new(Arc::new(DataKeys::generate())));
+
+fn hash(body: serde_json::Value) -> DocumentDigest {
+    payload_digest(&PROTECTOR, "POST", "/v1/credentials", &body)
+}
+
+/// The plain SHA-256 fingerprint records held before fingerprints were keyed.
+fn plain_hash(body: &serde_json::Value) -> String {
+    hex::encode(Sha256::digest(
+        format!("POST\n/v1/credentials\n{body}").as_bytes(),
+    ))
+}
+
+fn record_key(caller: &str, k: &str) -> RecordKey {
+    let id = hex::encode(Sha256::digest(format!("{caller}\n{k}").as_bytes()));
+    RecordKey::new(RecordKind::Idempotency, &id).unwrap()
+}
+
+async fn the_stored_payload_fingerprint_is_keyed_not_a_plain_hash_of_the_body(w: World) {
+    let body =
+        json!({"user": {"email": "alice@example.com"}, "credentialSubject": {"tier": "gold"}});
+    let until = w.clock.now().plus(Duration::from_secs(30));
+    w.idem()
+        .begin("pk_a", &key("k1"), &hash(body.clone()), until)
+        .await
+        .unwrap();
+    let stored = w
+        .store
+        .get(&record_key("pk_a", "k1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let fingerprint = stored.data["payloadHash"].as_str().unwrap().to_owned();
+    assert_eq!(fingerprint, hash(body.clone()).as_str());
+    assert_ne!(fingerprint, plain_hash(&body));
+    assert!(!stored.data.to_string().contains("alice@example.com"));
+}
+
+async fn a_request_completed_before_fingerprints_were_keyed_still_replays(w: World) {
+    let body = json!({"a": 1});
+    let record = NewRecord::new(
+        record_key("pk_a", "k1"),
+        json!({
+            "status": "COMPLETED",
+            "payloadHash": plain_hash(&body),
+            "leaseUntil": w.clock.now(),
+            "response": response(),
+        }),
+    );
+    w.store.write(Write::Create(record)).await.unwrap();
+    let until = w.clock.now().plus(Duration::from_secs(30));
+    match w.idem().begin("pk_a", &key("k1"), &hash(body), until).await {
+        Ok(Begin::Replay(r)) => assert_eq!(r, response()),
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    // Another body under the same key is still another payload.
+    let err = w
+        .idem()
+        .begin("pk_a", &key("k1"), &hash(json!({"a": 2})), until)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IdempotencyError::KeyReused), "{err:?}");
 }
 
 fn response() -> StoredResponse {
@@ -297,6 +361,8 @@ macro_rules! scenarios {
 
 scenarios!(
     the_same_key_and_payload_after_completion_replays_the_stored_response,
+    the_stored_payload_fingerprint_is_keyed_not_a_plain_hash_of_the_body,
+    a_request_completed_before_fingerprints_were_keyed_still_replays,
     the_same_key_with_another_payload_is_refused,
     keys_are_per_caller,
     a_duplicate_during_the_lease_is_told_to_retry_after_the_lease,

@@ -131,7 +131,8 @@ async fn a_retry_after_a_crash_finishes_the_issuance_exactly_once() {
         &w.deps.clock,
         Duration::from_secs(3600),
     );
-    let hash = shared::idempotency::payload_hash("POST", "/v1/credentials", &b);
+    let protector = w.deps.data_keys.protector().await.unwrap();
+    let hash = shared::idempotency::payload_digest(&protector, "POST", "/v1/credentials", &b);
     let expired = w.deps.clock.now().minus(Duration::from_secs(1));
     idem.begin(
         w.writer.id.as_str(),
@@ -168,6 +169,53 @@ async fn a_retry_after_a_crash_finishes_the_issuance_exactly_once() {
     let (status, again, r) = w.send(w.post(&w.writer, Some("crash-1"), &b)).await;
     assert_eq!((status, &again), (202, &answer));
     assert_eq!(r.headers()["idempotent-replayed"], "true");
+}
+
+#[tokio::test]
+async fn the_subject_is_kept_as_a_keyed_fingerprint_and_a_plain_one_from_before_still_counts_as_unchanged()
+ {
+    use sha2::Digest as _;
+    use shared::store::{NewRecord, Write};
+    let w = world(&[]).await;
+    let b = body("kyc-basic", "legacy@example.com");
+    let (_, a1, _) = w.send(w.post(&w.writer, Some("l-1"), &b)).await;
+    let first = record(&w, a1["issuanceId"].as_str().unwrap()).await;
+    let plain = hex::encode(sha2::Sha256::digest(
+        b["credentialSubject"].to_string().as_bytes(),
+    ));
+    assert_ne!(
+        first.subject_hash, plain,
+        "a plain hash can be confirmed by a guess"
+    );
+    let protector = w.deps.data_keys.protector().await.unwrap();
+    let lock_key =
+        shared::issuance::subject_key(&protector.hash("legacy@example.com"), "kyc-basic").unwrap();
+    let lock = w.deps.store.get(&lock_key).await.unwrap().unwrap();
+    assert_eq!(lock.data["subjectHash"], first.subject_hash.as_str());
+
+    // A lock written before fingerprints were keyed holds the plain hash.
+    let mut older = lock.data.clone();
+    older["subjectHash"] = json!(plain);
+    w.deps
+        .store
+        .write(Write::Replace {
+            record: NewRecord::new(lock_key, older),
+            expected: lock.version,
+        })
+        .await
+        .unwrap();
+    let (status, a2, _) = w.send(w.post(&w.writer, Some("l-2"), &b)).await;
+    assert_eq!(status, 202, "{a2}");
+    assert_eq!(
+        a1["coreClaimHash"], a2["coreClaimHash"],
+        "same data: one credential"
+    );
+    assert_eq!(
+        record(&w, a2["issuanceId"].as_str().unwrap())
+            .await
+            .on_duplicate,
+        "ignore"
+    );
 }
 
 #[tokio::test]

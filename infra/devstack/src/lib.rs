@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::net::TcpListener;
 
 pub use stack::Stack;
 
@@ -86,6 +85,9 @@ pub enum StartError {
     /// The platform simulator could not start.
     #[error("platform simulator: {0}")]
     Simulator(#[from] platform_sim::SimError),
+    /// The local CA or the HTTPS server could not be set up.
+    #[error("local TLS: {0}")]
+    Tls(#[from] local_tls::TlsError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -104,7 +106,10 @@ pub struct Running {
     pub platform: String,
     /// The dev credentials file.
     pub credentials: PathBuf,
-    server: tokio::task::JoinHandle<()>,
+    /// The local CA certificate every local HTTPS server chains to (`<data dir>/tls/ca.pem`).
+    pub ca: PathBuf,
+    ca_pem: String,
+    server: local_tls::Server,
     schedules: tokio::task::JoinHandle<()>,
     _simulator: platform_sim::SimHandle,
 }
@@ -112,14 +117,28 @@ pub struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.schedules.abort();
-        self.server.abort();
     }
 }
 
 impl Running {
-    /// The API's base URL.
+    /// The API's base URL (`https://`: the stack serves HTTPS only).
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.api)
+        format!("https://{}", self.api)
+    }
+
+    /// The local CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A client that trusts the local CA and speaks HTTPS only, like every local client.
+    ///
+    /// # Errors
+    /// [`StartError::Tls`] when it cannot be built.
+    pub fn client(&self) -> Result<reqwest::Client, StartError> {
+        Ok(local_tls::client_builder(self.ca_pem.as_bytes())?
+            .build()
+            .map_err(local_tls::TlsError::from)?)
     }
 
     /// The line printed when the stack is ready.
@@ -130,13 +149,19 @@ impl Running {
             "platform": self.platform,
             "jwks": format!("{}/.well-known/jwks.json", self.api_url()),
             "credentials": self.credentials.display().to_string(),
+            "ca": self.ca.display().to_string(),
         })
     }
 
     /// Waits until the server stops.
     pub async fn wait(&mut self) {
-        let _ = (&mut self.server).await;
+        self.server.wait().await;
     }
+}
+
+/// Where the local CA lives in a data directory: `<data dir>/tls` (`ca.pem`, `ca-key.pem`).
+pub fn tls_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("tls")
 }
 
 /// Builds the stack and starts serving.
@@ -151,9 +176,10 @@ pub async fn start_tuned(opts: &Options, tuning: &LocalTuning) -> Result<Running
         addr: addr.clone(),
         source,
     };
-    let listener = TcpListener::bind(&addr).await.map_err(bind_err)?;
+    let ca = Arc::new(local_tls::LocalCa::ensure(&tls_dir(&opts.data_dir))?);
+    let listener = std::net::TcpListener::bind(&addr).map_err(bind_err)?;
     let api = listener.local_addr().map_err(bind_err)?;
-    let api_url = format!("http://{api}");
+    let api_url = format!("https://{api}");
 
     let ports = stack::ports(opts, Arc::new(shared::clock::SystemClock)).await?;
     let api_keys_secret = shared::secrets::SecretName::new(
@@ -177,6 +203,7 @@ pub async fn start_tuned(opts: &Options, tuning: &LocalTuning) -> Result<Running
             onchain_delay: tuning
                 .onchain_delay
                 .unwrap_or(platform_sim::SimConfig::default().onchain_delay),
+            tls: Some(Arc::clone(&ca)),
             ..platform_sim::SimConfig::default()
         },
         SocketAddr::new(api.ip(), 0),
@@ -185,12 +212,7 @@ pub async fn start_tuned(opts: &Options, tuning: &LocalTuning) -> Result<Running
     let stack = Arc::new(Stack::build(opts, &api_url, ports, creds, &simulator.base_url()).await?);
 
     let app = routes::router(Arc::clone(&stack));
-    let server = tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, service).await {
-            tracing::error!(error = %e, "devstack server stopped");
-        }
-    });
+    let server = local_tls::serve(listener, ca.server_config()?, app)?;
     let schedules = tokio::spawn(stack::run_schedules(
         Arc::clone(&stack),
         opts.schedule_interval,
@@ -200,6 +222,8 @@ pub async fn start_tuned(opts: &Options, tuning: &LocalTuning) -> Result<Running
         api,
         platform: simulator.base_url(),
         credentials: opts.data_dir.join(credentials::FILE_NAME),
+        ca: tls_dir(&opts.data_dir).join(local_tls::CA_CERT_FILE),
+        ca_pem: ca.cert_pem().to_owned(),
         server,
         schedules,
         _simulator: simulator,

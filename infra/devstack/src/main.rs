@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// Runs every handler of the bundle locally behind one HTTP server.
+/// Runs every handler of the bundle locally behind one HTTPS server.
 #[derive(Debug, Parser)]
 #[command(name = "devstack", version)]
 struct Cli {
@@ -66,10 +66,11 @@ async fn main() {
     };
     println!("{}", running.ready_line());
     let api = running.api_url();
+    let ca = running.ca.display();
     eprintln!(
-        "try:\n  curl -s {api}/healthz\n  curl -s {api}/.well-known/jwks.json\n  \
-         TOKEN=$(curl -s -XPOST {api}/dev/login -d '{{\"sub\":\"alice\",\"email\":\"alice@example.com\",\"mfa\":true}}' | jq -r .idToken)\n  \
-         curl -s -XPOST {api}/v1/partner-tokens -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"scope\":\"session\"}}'\n\
+        "try (HTTPS only; the local CA is {ca}):\n  curl --cacert {ca} -s {api}/healthz\n  curl --cacert {ca} -s {api}/.well-known/jwks.json\n  \
+         TOKEN=$(curl --cacert {ca} -s -XPOST {api}/dev/login -d '{{\"sub\":\"alice\",\"email\":\"alice@example.com\",\"mfa\":true}}' | jq -r .idToken)\n  \
+         curl --cacert {ca} -s -XPOST {api}/v1/partner-tokens -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"scope\":\"session\"}}'\n\
          dev API key and webhook secret: {}",
         running.credentials.display()
     );

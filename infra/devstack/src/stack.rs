@@ -76,6 +76,13 @@ pub fn handler_env(opts: &Options, platform_url: &str) -> MapEnv {
     vars.insert("PARTNER_ID".into(), opts.partner_id.clone());
     vars.insert("PLATFORM_BASE_URL".into(), platform_url.to_owned());
     vars.insert("PLATFORM_LOCAL_MODE".into(), "true".into());
+    vars.insert(
+        "PLATFORM_LOCAL_CA".into(),
+        crate::tls_dir(&opts.data_dir)
+            .join(local_tls::CA_CERT_FILE)
+            .display()
+            .to_string(),
+    );
     MapEnv(vars)
 }
 
@@ -381,11 +388,15 @@ mod tests {
     #[test]
     fn the_devstack_configures_the_functions_as_lambda_does_but_for_its_documented_local_defaults()
     {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, local_tls::LocalCa::ephemeral().unwrap().cert_pem()).unwrap();
         let deployed: HashMap<String, String> = [
             ("ISSUER_DID", "did:air:id:test:p"),
             ("PARTNER_ID", "p"),
-            ("PLATFORM_BASE_URL", "http://127.0.0.1:9"),
+            ("PLATFORM_BASE_URL", "https://127.0.0.1:9"),
             ("PLATFORM_LOCAL_MODE", "true"),
+            ("PLATFORM_LOCAL_CA", ca.to_str().unwrap()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

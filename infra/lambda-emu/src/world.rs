@@ -89,6 +89,16 @@ impl LocalWorld {
         self.running.api_url()
     }
 
+    /// An HTTPS-only client trusting the devstack's local CA.
+    ///
+    /// # Errors
+    /// [`EmuError::World`] when it cannot be built.
+    pub fn client(&self) -> Result<reqwest::Client, EmuError> {
+        self.running
+            .client()
+            .map_err(|e| EmuError::World(format!("an HTTPS client: {e}")))
+    }
+
     /// The platform simulator's base URL.
     pub fn platform_url(&self) -> &str {
         &self.running.platform
@@ -159,7 +169,8 @@ impl LocalWorld {
     }
 
     /// What the bootstraps need beyond the template: the AWS endpoint and dummy credentials of
-    /// this process, and plain HTTP to the simulator on loopback (local mode).
+    /// this process, and local mode: the devstack's local CA, trusted besides the platform's
+    /// roots, to reach the simulator over HTTPS.
     pub fn extra_env(&self) -> BTreeMap<String, String> {
         let mut env: BTreeMap<String, String> = AWS_PASSTHROUGH
             .iter()
@@ -168,12 +179,19 @@ impl LocalWorld {
         env.entry("AWS_REGION".into())
             .or_insert_with(|| "us-east-1".into());
         env.insert("PLATFORM_LOCAL_MODE".into(), "true".into());
+        env.insert(
+            "PLATFORM_LOCAL_CA".into(),
+            self.running.ca.display().to_string(),
+        );
         env
     }
 
     /// Sets the simulator's clock forward (credentials age, `WAIT_ONCHAIN` → `ONCHAIN`).
     pub async fn advance_platform_clock(&self, seconds: u64) -> Result<(), EmuError> {
-        let resp = reqwest::Client::new()
+        let resp = self
+            .running
+            .client()
+            .map_err(|e| EmuError::World(format!("an HTTPS client: {e}")))?
             .post(format!("{}/sim/clock/advance", self.running.platform))
             .json(&serde_json::json!({ "seconds": seconds }))
             .send()

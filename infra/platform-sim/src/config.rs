@@ -115,6 +115,11 @@ pub struct SimConfig {
     /// default, as the error table documents) or, with `true`, `200` with the existing credential
     /// (the other reading of "ignore returns the existing credential").
     pub ignore_answers_existing: bool,
+    /// The CA whose loopback leaf the simulator serves, and which its own client (the JWKS
+    /// fetches, the callbacks) trusts besides the platform's roots: the devstack's, or a test
+    /// process's. `None`: a fresh CA in memory ([`crate::SimHandle::ca_pem`] gives it). The
+    /// simulator speaks HTTPS only, in and out.
+    pub tls: Option<std::sync::Arc<local_tls::LocalCa>>,
 }
 
 impl Default for SimConfig {
@@ -122,7 +127,7 @@ impl Default for SimConfig {
         Self {
             partner_id: "partner-local".to_owned(),
             issuer_did: "did:air:id:test:partner-local".to_owned(),
-            jwks_url: "http://127.0.0.1:3000/.well-known/jwks.json".to_owned(),
+            jwks_url: "https://127.0.0.1:3000/.well-known/jwks.json".to_owned(),
             callback_url: None,
             webhook_secrets: Vec::new(),
             onchain_delay: Duration::from_secs(5),
@@ -142,6 +147,7 @@ impl Default for SimConfig {
             max_ciphertext_body: 8 * 1024 * 1024,
             callback_shape: crate::callbacks::CallbackShape::Minimal,
             ignore_answers_existing: false,
+            tls: None,
         }
     }
 }
@@ -202,13 +208,17 @@ impl SimConfig {
         if self.partner_id.is_empty() {
             return bad("partner_id is empty".to_owned());
         }
-        if reqwest::Url::parse(&self.jwks_url).is_err() {
-            return bad(format!("jwks_url {:?} is not a URL", self.jwks_url));
+        let https = |url: &str| reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+        if !https(&self.jwks_url) {
+            return bad(format!(
+                "jwks_url {:?} is not an https:// URL",
+                self.jwks_url
+            ));
         }
         if let Some(url) = &self.callback_url
-            && reqwest::Url::parse(url).is_err()
+            && !https(url)
         {
-            return bad(format!("callback_url {url:?} is not a URL"));
+            return bad(format!("callback_url {url:?} is not an https:// URL"));
         }
         let mut seen = std::collections::HashSet::new();
         for program in &self.programs {

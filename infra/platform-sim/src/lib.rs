@@ -2,7 +2,8 @@
 //! after AIR's public REST API, docs/architecture.md §6), for local mode and every test.
 //!
 //! Start one with [`spawn`] on the address you choose (`127.0.0.1:0` in tests) and talk to it
-//! over HTTP: the platform routes (`/credentials/issue-on-behalf`, `/credentials/status`,
+//! over HTTPS (only: the leaf certificate chains to [`SimConfig::tls`] or a CA of its own, see
+//! [`SimHandle::ca_pem`]): the platform routes (`/credentials/issue-on-behalf`, `/credentials/status`,
 //! `/dstorage/ciphertexts`) require a Partner JWT in `x-partner-auth`, verified against the
 //! configured JWKS URL; the control routes under `/sim` drive callbacks, faults, the clock and
 //! show what was received. See the crate's README for every route.
@@ -58,11 +59,15 @@ pub enum SimError {
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     Client(String),
+    /// The TLS set-up failed.
+    #[error("TLS: {0}")]
+    Tls(#[source] local_tls::TlsError),
 }
 
 /// A running simulator. Dropping it (or calling [`SimHandle::shutdown`]) stops it.
 pub struct SimHandle {
     local_addr: SocketAddr,
+    ca: Arc<local_tls::LocalCa>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     app: Arc<App>,
@@ -82,13 +87,18 @@ impl std::fmt::Debug for SimHandle {
 /// [`SimError`] when the configuration is invalid or the address cannot be bound.
 pub async fn spawn(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimError> {
     let secrets = config.validate()?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| SimError::Bind { addr, source })?;
+    let ca = match &config.tls {
+        Some(ca) => Arc::clone(ca),
+        None => Arc::new(local_tls::LocalCa::ephemeral().map_err(SimError::Tls)?),
+    };
+    let tls = ca.server_config().map_err(SimError::Tls)?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| SimError::Bind { addr, source })?;
     let local_addr = listener
         .local_addr()
         .map_err(|source| SimError::Bind { addr, source })?;
-    let client = reqwest::Client::builder()
+    let client = local_tls::client_builder(ca.cert_pem().as_bytes())
+        .map_err(SimError::Tls)?
         .connect_timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| SimError::Client(e.to_string()))?;
@@ -121,18 +131,16 @@ pub async fn spawn(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, Sim
         shutdown,
     });
     let router = router::router(Arc::clone(&app));
+    let server = local_tls::serve(listener, tls, router).map_err(SimError::Tls)?;
     let stopping = Arc::clone(&app);
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stopping.stopped().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "platform simulator server failed");
-        }
+        stopping.stopped().await;
+        server.shutdown(Duration::from_secs(5)).await;
     });
     tracing::info!(%local_addr, "platform simulator listening");
     Ok(SimHandle {
         local_addr,
+        ca,
         stop,
         task: Some(task),
         app,
@@ -140,10 +148,24 @@ pub async fn spawn(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, Sim
 }
 
 impl SimHandle {
-    /// `http://<local addr>`, without a trailing slash.
+    /// `https://<local addr>`, without a trailing slash.
     #[must_use]
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        format!("https://{}", self.local_addr)
+    }
+
+    /// The CA certificate (PEM) the simulator's leaf chains to: what a client trusts to reach it.
+    #[must_use]
+    pub fn ca_pem(&self) -> &str {
+        self.ca.cert_pem()
+    }
+
+    /// A client that trusts [`SimHandle::ca_pem`] and speaks HTTPS only.
+    ///
+    /// # Errors
+    /// [`SimError::Tls`] when the client cannot be built.
+    pub fn client(&self) -> Result<reqwest::Client, SimError> {
+        self.ca.client().map_err(SimError::Tls)
     }
 
     /// The bound address (with the real port when 0 was asked for).

@@ -18,8 +18,13 @@ struct Args {
     #[arg(long, default_value_t = 4000)]
     port: u16,
     /// Where the partner's JWKS is published.
-    #[arg(long, default_value = "http://127.0.0.1:3000/.well-known/jwks.json")]
+    #[arg(long, default_value = "https://127.0.0.1:3000/.well-known/jwks.json")]
     jwks_url: String,
+    /// The local CA's directory (made at first start: `ca.pem`, and `ca-key.pem` readable by its
+    /// owner only). The default is the devstack's, so one `ca.pem` reaches both. The simulator
+    /// serves HTTPS only with a leaf from this CA, and trusts it for the JWKS and callbacks.
+    #[arg(long, default_value = ".devstack/tls")]
+    ca_dir: std::path::PathBuf,
     /// Where verifier-authorization callbacks are delivered.
     #[arg(long)]
     callback_url: Option<String>,
@@ -69,7 +74,15 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let ca = match local_tls::LocalCa::ensure(&args.ca_dir) {
+        Ok(ca) => std::sync::Arc::new(ca),
+        Err(e) => {
+            eprintln!("platform-sim: local CA: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = SimConfig {
+        tls: Some(std::sync::Arc::clone(&ca)),
         partner_id: args.partner_id,
         jwks_url: args.jwks_url,
         callback_url: args.callback_url,
@@ -96,7 +109,11 @@ async fn main() -> ExitCode {
     };
     println!(
         "{}",
-        serde_json::json!({ "event": "ready", "url": handle.base_url() })
+        serde_json::json!({
+            "event": "ready",
+            "url": handle.base_url(),
+            "ca": ca.cert_path().map(|p| p.display().to_string()),
+        })
     );
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("platform-sim: cannot wait for Ctrl-C: {e}");

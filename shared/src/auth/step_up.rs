@@ -29,7 +29,7 @@ use crate::cache::TtlCache;
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::{ConfigError, EnvReader};
 use crate::error::{ApiError, ErrorType};
-use crate::platform::{Url, check_base_url};
+use crate::platform::{LocalCaTrust, Url, check_base_url, outbound_client};
 
 /// The request header carrying the step-up assertion.
 pub const STEP_UP_HEADER: &str = "x-step-up-token";
@@ -47,13 +47,13 @@ pub struct StepUpConfig {
     pub issuer: String,
     /// `STEP_UP_AUDIENCE`: the `aud` the assertion must be for.
     pub audience: String,
-    /// `STEP_UP_JWKS_URL`: the identity provider's JWKS (HTTPS; plain HTTP to loopback only in
-    /// local mode).
+    /// `STEP_UP_JWKS_URL`: the identity provider's JWKS (HTTPS only).
     pub jwks_url: Url,
     /// `STEP_UP_MAX_AGE_SECONDS` (default 300, 30–900): how long ago the second factor may be.
     pub max_age: Duration,
-    /// `PLATFORM_LOCAL_MODE`: allows a loopback `http://` JWKS.
-    pub local_mode: bool,
+    /// Local mode (`PLATFORM_LOCAL_MODE` with `PLATFORM_LOCAL_CA`): the local CA trusted besides
+    /// the platform's roots, for the devstack's identity provider.
+    pub local_ca: Option<LocalCaTrust>,
 }
 
 impl StepUpConfig {
@@ -66,15 +66,15 @@ impl StepUpConfig {
         if issuer.is_none() && audience.is_none() && jwks.is_none() {
             return Ok(None);
         }
-        let local_mode = r.flag("PLATFORM_LOCAL_MODE", false)?;
-        let jwks_url = check_base_url(&r.required("STEP_UP_JWKS_URL")?, local_mode)
+        let local_ca = LocalCaTrust::from_env(r)?;
+        let jwks_url = check_base_url(&r.required("STEP_UP_JWKS_URL")?)
             .map_err(|e| ConfigError::new("STEP_UP_JWKS_URL", e.problem))?;
         Ok(Some(Self {
             issuer: r.required("STEP_UP_ISSUER")?,
             audience: r.required("STEP_UP_AUDIENCE")?,
             jwks_url,
             max_age: r.seconds("STEP_UP_MAX_AGE_SECONDS", 300, 30, 900)?,
-            local_mode,
+            local_ca,
         }))
     }
 }
@@ -252,12 +252,9 @@ impl StepUpVerifier {
         let http = match self.http.get() {
             Some(c) => c,
             None => {
-                let built = reqwest::Client::builder()
-                    .tls_backend_rustls()
-                    .https_only(!self.config.local_mode)
+                let built = outbound_client(self.config.local_ca.as_ref())
                     .connect_timeout(Duration::from_millis(500))
                     .timeout(Duration::from_millis(1_500))
-                    .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .map_err(|_| unavailable("cannot build the HTTP client"))?;
                 self.http.get_or_init(|| built)

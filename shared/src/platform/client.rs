@@ -115,12 +115,9 @@ impl PlatformClient {
         if let Some(client) = self.http.get() {
             return Ok(client);
         }
-        let built = reqwest::Client::builder()
-            .tls_backend_rustls()
-            .https_only(!self.config.local_mode)
+        let built = super::config::outbound_client(self.config.local_ca.as_ref())
             .connect_timeout(self.config.connect_timeout)
             .timeout(self.config.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("partner-bundle/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| PlatformError::Config(format!("could not build the HTTP client: {e}")))?;

@@ -28,7 +28,10 @@ pub use client::{
     AUTH_FAILURES_METRIC, PARTNER_AUTH_HEADER, PlatformClient, REQUEST_ID_HEADER,
     UPSTREAM_ERRORS_METRIC,
 };
-pub use config::{BASE_URL_VAR, PlatformConfig, Url, check_base_url};
+pub use config::{
+    BASE_URL_VAR, LOCAL_CA_VAR, LOCAL_MODE_VAR, LocalCaTrust, PlatformConfig, Url, check_base_url,
+    outbound_client,
+};
 pub use deadline::Deadline;
 pub use error::PlatformError;
 pub use tokens::{MintingTokens, PartnerTokens, REFRESH_MARGIN};

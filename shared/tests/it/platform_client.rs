@@ -78,7 +78,7 @@ struct Env {
 }
 
 fn test_config(base_url: &str) -> PlatformConfig {
-    let mut config = PlatformConfig::new(base_url, true).unwrap();
+    let mut config = PlatformConfig::new(base_url, Some(test_support::local_trust())).unwrap();
     config.connect_timeout = Duration::from_millis(500);
     config.request_timeout = Duration::from_secs(5);
     config.max_attempts = 4;
@@ -111,6 +111,7 @@ impl Env {
                 jwks_url: jwks.server.url().to_owned(),
                 onchain_delay: ONCHAIN_DELAY,
                 seed: 7,
+                tls: Some(test_support::local_ca()),
                 ..SimConfig::default()
             },
             "127.0.0.1:0".parse().unwrap(),
@@ -128,7 +129,7 @@ impl Env {
             metrics,
             client,
             config,
-            http: reqwest::Client::new(),
+            http: test_support::https_client(),
         }
     }
 
@@ -402,7 +403,7 @@ async fn a_refused_connection_is_counted_as_a_connect_error_and_retried_until_th
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = socket.local_addr().unwrap();
-    let mut config = test_config(&format!("http://{addr}"));
+    let mut config = test_config(&format!("https://{addr}"));
     config.max_attempts = 10;
     config.base_backoff = Duration::from_millis(50);
     config.max_backoff = Duration::from_millis(200);
@@ -706,32 +707,32 @@ async fn a_refused_token_is_counted_and_retried_once_with_a_fresh_one() {
 }
 
 #[test]
-fn plain_http_to_a_public_host_is_refused_even_in_local_mode() {
-    for local in ["true", "false"] {
-        let env = MapEnv::from_pairs([
-            ("PLATFORM_BASE_URL", "http://example.com"),
-            ("PLATFORM_LOCAL_MODE", local),
-        ]);
-        let err = PlatformConfig::from_env(&EnvReader::new(&env)).unwrap_err();
-        assert_eq!(err.var, "PLATFORM_BASE_URL", "{err}");
+fn plain_http_is_refused_to_any_host_in_local_mode_and_outside_it() {
+    for url in [
+        "http://example.com",
+        "http://127.0.0.1:4000",
+        "http://localhost:4000",
+    ] {
+        for local in [
+            vec![
+                ("PLATFORM_LOCAL_MODE", "true"),
+                ("PLATFORM_LOCAL_CA", test_support::local_ca_file()),
+            ],
+            vec![],
+        ] {
+            let mut pairs = vec![("PLATFORM_BASE_URL", url)];
+            pairs.extend(local);
+            let env = MapEnv::from_pairs(pairs);
+            let err = PlatformConfig::from_env(&EnvReader::new(&env)).unwrap_err();
+            assert_eq!(err.var, "PLATFORM_BASE_URL", "{url}: {err}");
+        }
     }
 }
 
 #[test]
-fn plain_http_to_loopback_is_accepted_only_in_local_mode() {
-    let read = |local: &str| {
-        let env = MapEnv::from_pairs([
-            ("PLATFORM_BASE_URL", "http://127.0.0.1:4000"),
-            ("PLATFORM_LOCAL_MODE", local),
-        ]);
-        PlatformConfig::from_env(&EnvReader::new(&env))
-    };
-    let config = read("true").unwrap();
-    assert!(config.local_mode);
-    assert_eq!(read("false").unwrap_err().var, "PLATFORM_BASE_URL");
-    // A hand-built configuration is checked again when the client is built.
-    let mut sneaky = config;
-    sneaky.local_mode = false;
+fn a_hand_built_configuration_with_plain_http_is_refused_when_the_client_is_built() {
+    let mut sneaky = PlatformConfig::new("https://127.0.0.1:4000", None).unwrap();
+    sneaky.base_url = shared::platform::Url::parse("http://127.0.0.1:4000").unwrap();
     let tokens: Arc<dyn PartnerTokens> = Arc::new(NoTokens);
     let recorder = Recorder::new(
         "Test",
@@ -748,14 +749,50 @@ fn plain_http_to_loopback_is_accepted_only_in_local_mode() {
 
 #[test]
 fn https_is_always_accepted() {
-    for local in ["true", "false"] {
-        let env = MapEnv::from_pairs([
-            ("PLATFORM_BASE_URL", "https://api.platform.example/v1"),
-            ("PLATFORM_LOCAL_MODE", local),
-        ]);
+    for local in [
+        vec![
+            ("PLATFORM_LOCAL_MODE", "true"),
+            ("PLATFORM_LOCAL_CA", test_support::local_ca_file()),
+        ],
+        vec![("PLATFORM_LOCAL_MODE", "false")],
+    ] {
+        let mut pairs = vec![("PLATFORM_BASE_URL", "https://api.platform.example/v1")];
+        pairs.extend(local);
+        let env = MapEnv::from_pairs(pairs);
         let config = PlatformConfig::from_env(&EnvReader::new(&env)).unwrap();
         assert_eq!(config.base_url.scheme(), "https");
     }
+}
+
+#[tokio::test]
+async fn a_platform_whose_certificate_is_not_from_a_trusted_ca_is_never_reached() {
+    let env = Env::start().await;
+    // Outside local mode (the platform's roots only), and in local mode with another CA.
+    let other = local_tls::LocalCa::ephemeral().unwrap();
+    let other = shared::platform::LocalCaTrust::from_pem(other.cert_pem().as_bytes()).unwrap();
+    for trust in [None, Some(other)] {
+        let mut config = test_config(&env.sim.base_url());
+        config.local_ca = trust;
+        config.max_attempts = 1;
+        let (client, _) = client_for(&config, Arc::clone(&env.tokens) as Arc<dyn PartnerTokens>);
+        let err = client
+            .issue_on_behalf(
+                "mallory@example.com",
+                &request("kyc-basic", OnDuplicate::Ignore),
+                soon(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            shared::error::chain(&err).contains("certificate"),
+            "{}",
+            shared::error::chain(&err)
+        );
+    }
+    assert!(
+        env.seen(ISSUE_ROUTE).is_empty(),
+        "no request reached the platform"
+    );
 }
 
 struct NoTokens;

@@ -7,7 +7,12 @@
 //! - [`SignedPlatform`]: our signing key set in a secret store, its JWKS served on 127.0.0.1:0 and
 //!   the platform simulator trusting it — the world of every suite that talks to the platform;
 //! - [`inject_fault`], [`clear_faults`]: the simulator's fault injection;
-//! - [`eventually`]: polling for a condition a background task brings about.
+//! - [`eventually`]: polling for a condition a background task brings about;
+//! - [`local_ca`], [`https_client`], [`local_ca_file`], [`local_trust`]: one local CA per test
+//!   process, as the devstack has one per data directory — every server of a suite (the
+//!   simulator, the JWKS, a callback receiver) serves HTTPS with a leaf of it, and every client
+//!   trusts it besides the platform's roots. Nothing in the suites speaks plain HTTP except to
+//!   moto, which stands in for AWS's own endpoints.
 //!
 //! It is a dev-dependency only; nothing here ships in a function.
 #![forbid(unsafe_code)]
@@ -20,7 +25,6 @@ use shared::clock::{ManualClock, SharedClock, Timestamp};
 use shared::keys::policy::plan;
 use shared::keys::{KeyConfig, KeySet, KeySetStore, RenderedJwks};
 use shared::secrets::SecretWriter;
-use tokio::task::JoinHandle;
 
 /// A manual clock at a fixed, realistic instant (2026-11-21T12:00:00Z), and the same clock shared.
 pub fn clock() -> (ManualClock, SharedClock) {
@@ -79,10 +83,47 @@ pub async fn eventually(mut check: impl AsyncFnMut() -> bool) {
     panic!("condition not reached in 10 s");
 }
 
-/// A JWKS document served at `/.well-known/jwks.json` on 127.0.0.1:0 until dropped.
+/// The local CA of this test process (made at first use, in memory).
+pub fn local_ca() -> Arc<local_tls::LocalCa> {
+    static CA: std::sync::LazyLock<Arc<local_tls::LocalCa>> =
+        std::sync::LazyLock::new(|| Arc::new(local_tls::LocalCa::ephemeral().unwrap()));
+    Arc::clone(&CA)
+}
+
+/// A new HTTPS-only client trusting [`local_ca`] (a new one each time: a client's connection
+/// pool belongs to the runtime of the test that first used it).
+pub fn https_client() -> reqwest::Client {
+    local_ca().client().unwrap()
+}
+
+/// [`local_ca`]'s certificate as the functions' configuration takes it (`PLATFORM_LOCAL_CA`): a
+/// PEM file, written once per process in the temporary directory.
+pub fn local_ca_file() -> &'static str {
+    static FILE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let path =
+            std::env::temp_dir().join(format!("partner-bundle-test-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, local_ca().cert_pem()).unwrap();
+        path.display().to_string()
+    });
+    &FILE
+}
+
+/// [`local_ca`] as an outbound client's local-mode trust.
+pub fn local_trust() -> shared::platform::LocalCaTrust {
+    shared::platform::LocalCaTrust::from_pem(local_ca().cert_pem().as_bytes()).unwrap()
+}
+
+/// Serves `router` over HTTPS on 127.0.0.1:0 with a leaf of [`local_ca`], until dropped.
+pub fn serve_https(router: axum::Router) -> local_tls::Server {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    local_tls::serve(listener, local_ca().server_config().unwrap(), router).unwrap()
+}
+
+/// A JWKS document served at `/.well-known/jwks.json` on 127.0.0.1:0, over HTTPS
+/// ([`serve_https`]), until dropped.
 pub struct JwksServer {
     url: String,
-    task: JoinHandle<()>,
+    _server: local_tls::Server,
 }
 
 impl JwksServer {
@@ -95,26 +136,17 @@ impl JwksServer {
                 async move { ([("content-type", "application/json")], body) }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/.well-known/jwks.json",
-            listener.local_addr().unwrap()
-        );
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { url, task }
+        let server = serve_https(app);
+        let url = format!("{}/.well-known/jwks.json", server.base_url());
+        Self {
+            url,
+            _server: server,
+        }
     }
 
     /// Where the document is.
     pub fn url(&self) -> &str {
         &self.url
-    }
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -179,6 +211,7 @@ impl SignedPlatform {
         let sim = platform_sim::spawn(
             tune(platform_sim::SimConfig {
                 jwks_url: jwks.url().to_owned(),
+                tls: Some(local_ca()),
                 ..platform_sim::SimConfig::default()
             }),
             "127.0.0.1:0".parse().unwrap(),

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The platform simulator delivering to the receiver over HTTP, as the platform would: signed
+//! The platform simulator delivering to the receiver over HTTPS, as the platform would: signed
 //! with its own, independent signer, retried on failure.
 
 use crate::common;
@@ -18,6 +18,7 @@ async fn simulator(url: &str, secret: &str) -> platform_sim::SimHandle {
             webhook_secrets: vec![secret.to_owned()],
             callback_base_delay: Duration::from_millis(20),
             callback_retries: 3,
+            tls: Some(test_support::local_ca()),
             ..platform_sim::SimConfig::default()
         },
         "127.0.0.1:0".parse().unwrap(),
@@ -31,7 +32,7 @@ async fn authorize(sim: &platform_sim::SimHandle, extra: serde_json::Value) {
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
-    let r = reqwest::Client::new()
+    let r = test_support::https_client()
         .post(format!("{}/sim/verifier-authorizations", sim.base_url()))
         .json(&body)
         .send()
@@ -124,7 +125,7 @@ async fn a_deliberately_duplicated_and_redelivered_event_is_acknowledged_every_t
     })
     .await;
     let id = sim.callbacks()[0].id.clone();
-    let r = reqwest::Client::new()
+    let r = test_support::https_client()
         .post(format!("{}/sim/callbacks/{id}/redeliver", sim.base_url()))
         .json(&json!({}))
         .send()

@@ -909,11 +909,12 @@ async fn a_retry_of_an_upload_pending_issuance_without_its_documents_is_another_
     );
 }
 
-/// The partner's identity provider for step-up assertions: a JWKS on loopback and its key.
+/// The partner's identity provider for step-up assertions: a JWKS on loopback (HTTPS, with the
+/// test process's local CA) and its key.
 struct StepUpIdp {
     key: shared::keys::PrivateJwk,
     url: String,
-    _server: tokio::task::JoinHandle<()>,
+    _server: local_tls::Server,
 }
 
 impl StepUpIdp {
@@ -927,11 +928,8 @@ impl StepUpIdp {
                 async move { ([("content-type", "application/json")], body) }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = test_support::serve_https(app);
+        let url = format!("{}/jwks", server.base_url());
         Self {
             key,
             url,

@@ -44,7 +44,7 @@ async fn a_verifier_authorization_at_the_simulator_ends_delivered_with_one_audit
             .unwrap()
             .starts_with("whsec_")
     );
-    let client = reqwest::Client::new();
+    let client = stack.client();
     let r = client
         .post(format!("{platform}/sim/verifier-authorizations"))
         .json(&json!({

@@ -13,13 +13,17 @@ async fn devstack_prints_a_ready_line_and_answers_healthz() {
     let dir = tempfile::tempdir().unwrap();
     let stack = start(dir.path());
     let api = stack.api();
-    assert!(api.starts_with("http://127.0.0.1:"), "{api}");
+    assert!(api.starts_with("https://127.0.0.1:"), "{api}");
     assert_eq!(stack.ready["jwks"], format!("{api}/.well-known/jwks.json"));
     assert!(
         stack.ready["platform"]
             .as_str()
             .unwrap()
-            .starts_with("http://127.0.0.1:")
+            .starts_with("https://127.0.0.1:")
+    );
+    assert_eq!(
+        stack.ca(),
+        dir.path().join("tls/ca.pem").display().to_string()
     );
     assert!(
         stack.ready["credentials"]
@@ -28,14 +32,24 @@ async fn devstack_prints_a_ready_line_and_answers_healthz() {
             .ends_with("dev-credentials.json")
     );
 
-    let r = reqwest::get(format!("{api}/healthz")).await.unwrap();
+    let r = stack
+        .client()
+        .get(format!("{api}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["backend"], "embedded");
 
-    let r = reqwest::get(format!("{api}/no/such/route")).await.unwrap();
+    let r = stack
+        .client()
+        .get(format!("{api}/no/such/route"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["errorType"], "not_found");
@@ -52,6 +66,53 @@ async fn devstack_keeps_its_data_directory_private() {
     assert!(data.join("records.sqlite3").exists());
     let creds = std::fs::metadata(data.join("dev-credentials.json")).unwrap();
     assert_eq!(creds.permissions().mode() & 0o777, 0o600);
+    let ca_key = std::fs::metadata(data.join("tls/ca-key.pem")).unwrap();
+    assert_eq!(ca_key.permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn devstack_and_its_simulator_serve_https_only_with_the_ca_of_its_data_directory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let stack = start(dir.path());
+    let platform = stack.ready["platform"].as_str().unwrap().to_owned();
+    for base in [stack.api(), platform] {
+        // A client that trusts only the system's roots refuses the local certificate.
+        let err = reqwest::Client::new()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.is_connect(), "{base}: {err:?}");
+        // Plain HTTP to the same port gets no HTTP answer.
+        let addr = base.trim_start_matches("https://");
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tcp.read_to_end(&mut answer),
+        )
+        .await;
+        assert!(
+            !String::from_utf8_lossy(&answer).contains("HTTP/1."),
+            "{base}: {answer:?}"
+        );
+    }
+    // A restart keeps the CA, so a developer's `--cacert` keeps working.
+    let pem = std::fs::read_to_string(stack.ca()).unwrap();
+    drop(stack);
+    let again = start(dir.path());
+    assert_eq!(std::fs::read_to_string(again.ca()).unwrap(), pem);
+    let r = again
+        .client()
+        .get(format!("{}/healthz", again.api()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 #[test]
@@ -81,7 +142,10 @@ async fn devstack_runs_on_dynamodb_and_secrets_manager_with_aws() {
     let dir = tempfile::tempdir().unwrap();
     let stack = common::start_on_moto(dir.path());
     let api = stack.api();
-    let body: serde_json::Value = reqwest::get(format!("{api}/healthz"))
+    let body: serde_json::Value = stack
+        .client()
+        .get(format!("{api}/healthz"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -90,7 +154,10 @@ async fn devstack_runs_on_dynamodb_and_secrets_manager_with_aws() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["backend"], "aws");
     // The key set was created in Secrets Manager at start: the JWKS lists a key.
-    let jwks: serde_json::Value = reqwest::get(format!("{api}/.well-known/jwks.json"))
+    let jwks: serde_json::Value = stack
+        .client()
+        .get(format!("{api}/.well-known/jwks.json"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -181,7 +248,7 @@ async fn devstack_applies_cors_as_the_template_does_for_listed_and_foreign_origi
     const APP: &str = "https://app.example.com";
     let dir = tempfile::tempdir().unwrap();
     let d = common::start_with_env(dir.path(), &[("ALLOWED_ORIGINS", APP)]);
-    let http = reqwest::Client::new();
+    let http = d.client();
     let preflight = |origin: &'static str| {
         http.request(
             reqwest::Method::OPTIONS,

@@ -44,7 +44,7 @@ async fn every_sample_program_issues_through_the_devstack_and_reports_its_status
             .iter()
             .any(|p| p["cak"] == true && p["curve"] == "secp256k1")
     );
-    let client = reqwest::Client::new();
+    let client = stack.client();
     for (i, program) in programs.iter().enumerate() {
         let mut body = json!({
             "credentialId": program["id"],

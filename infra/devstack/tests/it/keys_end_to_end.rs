@@ -21,8 +21,10 @@ fn python() -> PathBuf {
     py
 }
 
-async fn login(api: &str, mfa: bool) -> String {
-    let r: Value = reqwest::Client::new()
+async fn login(stack: &common::Devstack, mfa: bool) -> String {
+    let api = stack.api();
+    let r: Value = stack
+        .client()
         .post(format!("{api}/dev/login"))
         .json(&json!({"sub": "alice", "email": "alice@example.com", "mfa": mfa}))
         .send()
@@ -34,8 +36,10 @@ async fn login(api: &str, mfa: bool) -> String {
     r["idToken"].as_str().unwrap().to_owned()
 }
 
-async fn mint(api: &str, id_token: Option<&str>, scope: &str) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
+async fn mint(stack: &common::Devstack, id_token: Option<&str>, scope: &str) -> (u16, Value) {
+    let api = stack.api();
+    let mut req = stack
+        .client()
         .post(format!("{api}/v1/partner-tokens"))
         .json(&json!({"scope": scope}));
     if let Some(t) = id_token {
@@ -53,9 +57,8 @@ async fn a_minted_token_verifies_with_pyjwt_through_the_devstack_jwks_and_the_pl
     let dir = tempfile::tempdir().unwrap();
     // The user route mints `issue` only where the operator enabled it.
     let stack = common::start_with_env(dir.path(), &[("USER_ISSUE_TOKENS", "true")]);
-    let api = stack.api();
-    let id_token = login(&api, true).await;
-    let (status, body) = mint(&api, Some(&id_token), "issue").await;
+    let id_token = login(&stack, true).await;
+    let (status, body) = mint(&stack, Some(&id_token), "issue").await;
     assert_eq!(status, 200, "{body}");
     let token = body["token"].as_str().unwrap();
 
@@ -66,6 +69,7 @@ async fn a_minted_token_verifies_with_pyjwt_through_the_devstack_jwks_and_the_pl
                 .join("../../tests/clients/verify_partner_jwt.py"),
         )
         .args(["--jwks-url", stack.ready["jwks"].as_str().unwrap()])
+        .args(["--cafile", &stack.ca()])
         .args([
             "--token",
             token,
@@ -89,7 +93,8 @@ async fn a_minted_token_verifies_with_pyjwt_through_the_devstack_jwks_and_the_pl
     // The platform simulator verifies it against the same JWKS: the status call passes
     // authentication (404 for an unknown hash, not 401).
     let platform = stack.ready["platform"].as_str().unwrap();
-    let r = reqwest::Client::new()
+    let r = stack
+        .client()
         .get(format!(
             "{platform}/credentials/status?coreClaimHash=0xunknown"
         ))
@@ -100,9 +105,10 @@ async fn a_minted_token_verifies_with_pyjwt_through_the_devstack_jwks_and_the_pl
     assert_eq!(r.status(), 404, "{}", r.text().await.unwrap());
 
     // A token of another scope is refused by the platform.
-    let (status, session) = mint(&api, Some(&id_token), "session").await;
+    let (status, session) = mint(&stack, Some(&id_token), "session").await;
     assert_eq!(status, 200);
-    let r = reqwest::Client::new()
+    let r = stack
+        .client()
         .get(format!(
             "{platform}/credentials/status?coreClaimHash=0xunknown"
         ))
@@ -119,14 +125,16 @@ async fn the_emulated_authorizer_and_the_mfa_rule_hold_on_the_mint_route() {
     let stack = common::start(dir.path());
     let api = stack.api();
 
-    let r = reqwest::Client::new()
+    let r = stack
+        .client()
         .post(format!("{api}/v1/partner-tokens"))
         .json(&json!({"scope": "issue"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "no token: refused by the authorizer");
-    let r = reqwest::Client::new()
+    let r = stack
+        .client()
         .post(format!("{api}/v1/partner-tokens"))
         .bearer_auth("not-a-token")
         .json(&json!({"scope": "issue"}))
@@ -136,23 +144,22 @@ async fn the_emulated_authorizer_and_the_mfa_rule_hold_on_the_mint_route() {
     assert_eq!(r.status(), 401, "a bad token: refused by the authorizer");
 
     // By default the user route never mints `issue`, with or without MFA.
-    let with_mfa = login(&api, true).await;
-    let (status, body) = mint(&api, Some(&with_mfa), "issue").await;
+    let with_mfa = login(&stack, true).await;
+    let (status, body) = mint(&stack, Some(&with_mfa), "issue").await;
     assert_eq!(
         (status, body["errorType"].as_str()),
         (403, Some("forbidden")),
         "{body}"
     );
-    let no_mfa = login(&api, false).await;
-    let (status, _) = mint(&api, Some(&no_mfa), "session").await;
+    let no_mfa = login(&stack, false).await;
+    let (status, _) = mint(&stack, Some(&no_mfa), "session").await;
     assert_eq!(status, 200);
 
     // Where the operator enables it, `issue` still needs MFA.
     let dir = tempfile::tempdir().unwrap();
     let stack = common::start_with_env(dir.path(), &[("USER_ISSUE_TOKENS", "true")]);
-    let api = stack.api();
-    let no_mfa = login(&api, false).await;
-    let (status, body) = mint(&api, Some(&no_mfa), "issue").await;
+    let no_mfa = login(&stack, false).await;
+    let (status, body) = mint(&stack, Some(&no_mfa), "issue").await;
     assert_eq!(
         (status, body["errorType"].as_str()),
         (403, Some("mfa_required"))
@@ -184,7 +191,8 @@ async fn the_dev_api_key_mints_on_the_server_route_with_a_signed_request() {
         body.as_bytes(),
     );
     let send = || {
-        reqwest::Client::new()
+        stack
+            .client()
             .post(format!("{api}/v1/server/partner-tokens"))
             .header("content-type", "application/json")
             .header("x-access-key", key_id)

@@ -40,7 +40,7 @@ async fn an_issued_credential_is_polled_until_anchored_and_reported_issued_with_
     let api = stack.api();
     let creds = stack.credentials();
     let program = &creds["programs"][0];
-    let client = reqwest::Client::new();
+    let client = stack.client();
     let body = json!({
         "credentialId": program["id"],
         "user": {"email": "poller-e2e@example.com"},

@@ -21,8 +21,56 @@ async fn port_zero_gives_each_simulator_its_own_port() {
         .unwrap();
     assert_ne!(a.local_addr().port(), 0);
     assert_ne!(a.local_addr(), b.local_addr());
-    assert_eq!(a.base_url(), format!("http://{}", a.local_addr()));
+    assert_eq!(a.base_url(), format!("https://{}", a.local_addr()));
     assert!(a.local_addr().ip().is_loopback());
+    // Each has a CA of its own unless it is given one.
+    assert_ne!(a.ca_pem(), b.ca_pem());
+}
+
+#[tokio::test]
+async fn the_simulator_serves_https_only_with_a_leaf_of_the_ca_it_is_given() {
+    let ca = test_support::local_ca();
+    let sim = platform_sim::spawn(
+        SimConfig {
+            tls: Some(std::sync::Arc::clone(&ca)),
+            ..SimConfig::default()
+        },
+        local(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sim.ca_pem(), ca.cert_pem());
+    let url = format!("{}/sim/health", sim.base_url());
+    assert_eq!(
+        test_support::https_client()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Another CA's client, and plain HTTP, get nothing.
+    let other = local_tls::LocalCa::ephemeral().unwrap().client().unwrap();
+    assert!(other.get(&url).send().await.unwrap_err().is_connect());
+    let plain = reqwest::Client::new()
+        .get(url.replace("https://", "http://"))
+        .send()
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+}
+
+#[tokio::test]
+async fn plain_http_jwks_and_callback_urls_are_refused_at_start() {
+    let http_jwks =
+        SimConfig::default().with_jwks_url("http://127.0.0.1:3000/.well-known/jwks.json");
+    let err = platform_sim::spawn(http_jwks, local()).await.unwrap_err();
+    assert!(err.to_string().contains("https://"), "{err}");
+    let http_callback = SimConfig::default().with_callback_url("http://127.0.0.1:3000/cb");
+    let err = platform_sim::spawn(http_callback, local())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("callback_url"), "{err}");
 }
 
 #[tokio::test]
@@ -31,10 +79,10 @@ async fn shutdown_stops_accepting_connections() {
         .await
         .unwrap();
     let url = format!("{}/sim/health", sim.base_url());
-    let http = reqwest::Client::new();
+    let http = sim.client().unwrap();
     assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    let fresh = sim.client().unwrap();
     sim.shutdown().await;
-    let fresh = reqwest::Client::new();
     assert!(fresh.get(&url).send().await.is_err());
 }
 
@@ -44,8 +92,8 @@ async fn dropping_the_handle_stops_the_simulator() {
         .await
         .unwrap();
     let url = format!("{}/sim/health", sim.base_url());
+    let http = sim.client().unwrap();
     drop(sim);
-    let http = reqwest::Client::new();
     common::eventually(async || http.get(&url).send().await.is_err()).await;
 }
 
@@ -97,7 +145,10 @@ async fn program_flags_parse() {
 
 #[test]
 fn the_binary_prints_a_ready_line_serves_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_platform-sim"))
+        .arg("--ca-dir")
+        .arg(dir.path())
         .args([
             "--port",
             "0",
@@ -116,14 +167,22 @@ fn the_binary_prints_a_ready_line_serves_and_stops_on_ctrl_c() {
     let ready: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(ready["event"], "ready");
     let url = ready["url"].as_str().unwrap().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"));
+    assert!(url.starts_with("https://127.0.0.1:"));
+    let ca = dir.path().join("ca.pem");
+    assert_eq!(ready["ca"], ca.display().to_string());
+    let pem = std::fs::read(&ca).unwrap();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let health = runtime.block_on(async {
-        reqwest::get(format!("{url}/sim/health"))
+        local_tls::client_builder(&pem)
+            .unwrap()
+            .build()
+            .unwrap()
+            .get(format!("{url}/sim/health"))
+            .send()
             .await
             .unwrap()
             .json::<Value>()

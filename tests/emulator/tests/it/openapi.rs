@@ -97,7 +97,7 @@ async fn the_devstack_serves_every_spec_route_with_a_documented_answer_and_nothi
     .await
     .unwrap();
     let api = running.api_url();
-    let http = reqwest::Client::new();
+    let http = running.client().unwrap();
     let spec = spec();
     for (method, path) in spec_routes(&spec) {
         let url = format!("{api}{}", concrete(&path));

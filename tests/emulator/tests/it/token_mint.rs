@@ -10,7 +10,12 @@ use serde_json::Value;
 async fn the_mint_bootstraps_mint_for_authorizer_claims_and_signed_servers_and_keep_issue_off_the_user_route()
  {
     let h = Harness::start().await;
-    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", h.world.api_url()))
+    let jwks: Value = h
+        .world
+        .client()
+        .unwrap()
+        .get(format!("{}/.well-known/jwks.json", h.world.api_url()))
+        .send()
         .await
         .unwrap()
         .json()

@@ -470,13 +470,7 @@ impl World {
 /// deliver to.
 pub struct Receiver {
     pub url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    task: local_tls::Server,
 }
 
 pub async fn serve(deps: Arc<CallbackDeps>) -> Receiver {
@@ -508,15 +502,8 @@ pub async fn serve(deps: Arc<CallbackDeps>) -> Receiver {
         axum::response::Response::from_parts(parts, body)
     }
     let app = axum::Router::new().fallback(dispatch).with_state(deps);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/callbacks/cak", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    let task = test_support::serve_https(app);
+    let url = format!("{}/v1/callbacks/cak", task.base_url());
     Receiver { url, task }
 }
 

@@ -86,7 +86,8 @@ pub async fn world(backend: Backend, onchain_delay: Duration) -> World {
         wall,
         20_000,
     ));
-    let mut platform_config = PlatformConfig::new(&sim.base_url(), true).unwrap();
+    let mut platform_config =
+        PlatformConfig::new(&sim.base_url(), Some(test_support::local_trust())).unwrap();
     platform_config.base_backoff = Duration::from_millis(5);
     platform_config.max_backoff = Duration::from_millis(20);
     platform_config.max_attempts = 2;
@@ -126,7 +127,7 @@ pub async fn world(backend: Backend, onchain_delay: Duration) -> World {
         dir,
         tokens,
         protector: Protector::new(Arc::new(DataKeys::generate())),
-        http: reqwest::Client::new(),
+        http: test_support::https_client(),
         backend,
         table,
         _jwks: jwks,

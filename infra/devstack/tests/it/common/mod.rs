@@ -24,6 +24,21 @@ impl Devstack {
         self.ready["api"].as_str().unwrap().to_owned()
     }
 
+    /// The local CA certificate file the ready line names.
+    pub fn ca(&self) -> String {
+        self.ready["ca"].as_str().unwrap().to_owned()
+    }
+
+    /// An HTTPS-only client trusting the stack's local CA, as a developer's would be told to.
+    pub fn client(&self) -> reqwest::Client {
+        let pem = std::fs::read(self.ca()).unwrap();
+        reqwest::Client::builder()
+            .https_only(true)
+            .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+            .build()
+            .unwrap()
+    }
+
     /// The dev credentials file, parsed.
     pub fn credentials(&self) -> serde_json::Value {
         let path = self.ready["credentials"].as_str().unwrap();

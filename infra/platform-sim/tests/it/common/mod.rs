@@ -16,7 +16,6 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePrivateKey;
 use platform_sim::{SimConfig, SimHandle};
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
 
 pub const PARTNER: &str = "partner-test";
 
@@ -78,7 +77,7 @@ pub struct JwksServer {
     pub url: String,
     pub keys: Arc<Mutex<Vec<Value>>>,
     pub fetches: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
+    task: local_tls::Server,
 }
 
 impl JwksServer {
@@ -96,13 +95,9 @@ impl JwksServer {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let task = test_support::serve_https(app);
         Self {
-            url: format!("http://{addr}/.well-known/jwks.json"),
+            url: format!("{}/.well-known/jwks.json", task.base_url()),
             keys,
             fetches,
             task,
@@ -111,12 +106,6 @@ impl JwksServer {
 
     pub fn add(&self, jwk: Value) {
         self.keys.lock().unwrap().push(jwk);
-    }
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -132,7 +121,7 @@ pub struct Received {
 pub struct Receiver {
     pub url: String,
     pub received: Arc<Mutex<Vec<Received>>>,
-    task: JoinHandle<()>,
+    task: local_tls::Server,
 }
 
 impl Receiver {
@@ -169,13 +158,9 @@ impl Receiver {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let task = test_support::serve_https(app);
         Self {
-            url: format!("http://{addr}/v1/callbacks/cak"),
+            url: format!("{}/v1/callbacks/cak", task.base_url()),
             received,
             task,
         }
@@ -183,12 +168,6 @@ impl Receiver {
 
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -218,6 +197,7 @@ impl Env {
             onchain_delay: Duration::from_secs(60),
             callback_base_delay: Duration::from_millis(5),
             seed: 42,
+            tls: Some(test_support::local_ca()),
             ..SimConfig::default()
         };
         let sim = platform_sim::spawn(tune(config), local()).await.unwrap();
@@ -225,7 +205,7 @@ impl Env {
             sim,
             jwks,
             key,
-            http: reqwest::Client::new(),
+            http: test_support::https_client(),
         }
     }
 

@@ -4,10 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
-use shared::cache::TtlCache;
 use shared::clock::SharedClock;
-use shared::secrets::{MAX_CACHE_TTL, SecretName, SecretSource, SecretsError};
+use shared::secrets::{CachedDocument, DocumentFormat, SecretName, SecretSource, SecretsError};
 
 use crate::verify::{DocumentError, Scheme, SecretSet};
 
@@ -25,20 +23,37 @@ pub enum KeysError {
     Malformed(#[from] DocumentError),
 }
 
+/// How the webhook secrets secret reads, for one scheme. A secret that does not exist holds no
+/// secrets: every callback is then refused, and the refusals are logged and counted.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookSecretsFormat {
+    scheme: Scheme,
+}
+
+impl DocumentFormat for WebhookSecretsFormat {
+    type Document = SecretSet;
+    type Error = KeysError;
+
+    fn parse(&self, text: &str) -> Result<SecretSet, KeysError> {
+        Ok(SecretSet::parse(text, self.scheme)?)
+    }
+
+    fn absent(&self) -> Option<SecretSet> {
+        tracing::error!("the webhook secrets secret does not exist: every callback is refused");
+        Some(SecretSet::default())
+    }
+}
+
 /// The accepted webhook secrets, from secret `name`.
 pub struct WebhookKeys<S> {
-    secrets: S,
-    name: SecretName,
-    scheme: Scheme,
-    cache: TtlCache<(), Arc<SecretSet>>,
+    document: CachedDocument<S, WebhookSecretsFormat>,
 }
 
 impl<S> std::fmt::Debug for WebhookKeys<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookKeys")
-            .field("name", &self.name)
-            .field("ttl", &self.cache.ttl())
-            .finish_non_exhaustive()
+            .field("document", &self.document)
+            .finish()
     }
 }
 
@@ -52,42 +67,31 @@ impl<S: SecretSource> WebhookKeys<S> {
         clock: SharedClock,
     ) -> Self {
         Self {
-            secrets,
-            name,
-            scheme,
-            cache: TtlCache::new(1, ttl.min(MAX_CACHE_TTL), clock),
+            document: CachedDocument::new(
+                secrets,
+                name,
+                WebhookSecretsFormat { scheme },
+                ttl,
+                clock,
+            ),
         }
     }
 
     /// The secret's name.
     pub fn name(&self) -> &SecretName {
-        &self.name
+        self.document.name()
     }
 
-    /// The accepted secrets as of at most one TTL ago. A secret that does not exist holds no
-    /// secrets (every callback is then refused, and the refusals are logged and counted).
+    /// The accepted secrets as of at most one TTL ago (none when the secret does not exist).
     ///
     /// # Errors
     /// [`KeysError`] when the secret cannot be read or is malformed.
     pub async fn current(&self) -> Result<Arc<SecretSet>, KeysError> {
-        if let Some(hit) = self.cache.get(&()) {
-            return Ok(hit);
-        }
-        let set = match self.secrets.current(&self.name).await {
-            Ok(version) => SecretSet::parse(version.value.expose_secret(), self.scheme)?,
-            Err(SecretsError::NotFound(_)) => {
-                tracing::error!(secret = %self.name, "the webhook secrets secret does not exist: every callback is refused");
-                SecretSet::default()
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let set = Arc::new(set);
-        self.cache.insert((), Arc::clone(&set));
-        Ok(set)
+        self.document.get().await
     }
 
     /// Forgets the cached secrets.
     pub fn invalidate(&self) {
-        self.cache.remove(&());
+        self.document.invalidate();
     }
 }

@@ -8,12 +8,16 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use rand_core::RngCore;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::auth::{ApiKey, ApiKeyRegistry, KeyStatus, KeyType, Permission};
+use shared::auth::{
+    ApiKey, ApiKeyRegistry, KeyStatus, KeyType, Permission, RegistryError, RegistryFormat,
+};
 use shared::clock::Timestamp;
-use shared::secrets::{SecretName, SecretWriter, SecretsError, VersionId};
+use shared::secrets::{
+    DocumentFormat, SecretName, SecretWriter, SecretsError, VersionId, Versioned, read_versioned,
+    write_if_unchanged,
+};
 
 /// The file's name inside the data directory.
 pub const FILE_NAME: &str = "dev-credentials.json";
@@ -131,20 +135,19 @@ async fn register(
     name: &SecretName,
     now: Timestamp,
 ) -> Result<(), CredentialsError> {
-    let (mut registry, current) = match secrets.current(name).await {
-        Ok(v) => (
-            // A registry that cannot be read is reported, never replaced.
-            ApiKeyRegistry::parse(v.value.expose_secret()).map_err(|e| {
-                CredentialsError::Registry(SecretsError::Corrupt {
-                    location: name.to_string(),
-                    detail: e,
-                })
-            })?,
-            Some(v.id),
-        ),
-        Err(SecretsError::NotFound(_)) => (ApiKeyRegistry::default(), None),
-        Err(e) => return Err(e.into()),
-    };
+    // A registry that cannot be read is reported, never replaced.
+    let Versioned {
+        document: mut registry,
+        version: current,
+    } = read_versioned(secrets, name, &RegistryFormat)
+        .await
+        .map_err(|e| match e {
+            RegistryError::Malformed(detail) => CredentialsError::Registry(SecretsError::Corrupt {
+                location: name.to_string(),
+                detail,
+            }),
+            RegistryError::Secrets(e) => e.into(),
+        })?;
     let known = registry
         .keys
         .iter()
@@ -193,18 +196,35 @@ async fn save(
     name: &SecretName,
     current: Option<VersionId>,
 ) -> Result<(), CredentialsError> {
-    match current {
-        None => secrets
-            .create(name, &registry.to_secret())
-            .await
-            .map(|_| ()),
-        Some(expected) => {
-            secrets
-                .put_current_if(name, &VersionId::random(), &registry.to_secret(), &expected)
-                .await
-        }
+    write_if_unchanged(secrets, name, current.as_ref(), &registry.to_secret())
+        .await
+        .map(|_| ())
+        .map_err(CredentialsError::from)
+}
+
+/// The webhook secrets document as the devstack edits it: only its list of secrets.
+#[derive(Serialize, Deserialize, Default)]
+struct WebhookSecretsDocument {
+    #[serde(default)]
+    secrets: Vec<String>,
+}
+
+struct WebhookSecretsFormat<'a>(&'a SecretName);
+
+impl DocumentFormat for WebhookSecretsFormat<'_> {
+    type Document = WebhookSecretsDocument;
+    type Error = SecretsError;
+
+    fn parse(&self, text: &str) -> Result<WebhookSecretsDocument, SecretsError> {
+        serde_json::from_str(text).map_err(|_| SecretsError::Corrupt {
+            location: self.0.to_string(),
+            detail: "not a webhook secrets document ({\"secrets\": [...]})".to_owned(),
+        })
     }
-    .map_err(CredentialsError::from)
+
+    fn absent(&self) -> Option<WebhookSecretsDocument> {
+        Some(WebhookSecretsDocument::default())
+    }
 }
 
 /// Makes sure the webhook secrets secret `name` (read by the callback receiver through the
@@ -216,37 +236,20 @@ pub async fn share_webhook_secret(
     name: &SecretName,
     webhook_secret: &str,
 ) -> Result<(), CredentialsError> {
-    #[derive(Serialize, Deserialize, Default)]
-    struct Document {
-        #[serde(default)]
-        secrets: Vec<String>,
-    }
     let fail = CredentialsError::WebhookSecrets;
-    let (mut document, current) = match secrets.current(name).await {
-        Ok(v) => (
-            serde_json::from_str::<Document>(v.value.expose_secret()).map_err(|_| {
-                fail(SecretsError::Corrupt {
-                    location: name.to_string(),
-                    detail: "not a webhook secrets document ({\"secrets\": [...]})".to_owned(),
-                })
-            })?,
-            Some(v.id),
-        ),
-        Err(SecretsError::NotFound(_)) => (Document::default(), None),
-        Err(e) => return Err(fail(e)),
-    };
+    let Versioned {
+        mut document,
+        version,
+    } = read_versioned(secrets, name, &WebhookSecretsFormat(name))
+        .await
+        .map_err(fail)?;
     if document.secrets.iter().any(|s| s == webhook_secret) {
         return Ok(());
     }
     document.secrets.push(webhook_secret.to_owned());
     let value = secrecy::SecretString::from(serde_json::to_string(&document).unwrap_or_default());
-    match current {
-        None => secrets.create(name, &value).await.map(|_| ()),
-        Some(expected) => {
-            secrets
-                .put_current_if(name, &VersionId::random(), &value, &expected)
-                .await
-        }
-    }
-    .map_err(fail)
+    write_if_unchanged(secrets, name, version.as_ref(), &value)
+        .await
+        .map(|_| ())
+        .map_err(fail)
 }

@@ -14,15 +14,14 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use shared::auth::{
     AccessKeyId, ApiKey, ApiKeyRegistry, DEFAULT_API_KEYS_SECRET, DEFAULT_KEY_LIFETIME, KeyOwner,
-    KeyStatus, KeyType, MAX_KEY_LIFETIME, Permission,
+    KeyStatus, KeyType, MAX_KEY_LIFETIME, Permission, RegistryError, RegistryFormat,
 };
 use shared::clock::{SharedClock, Timestamp};
 use shared::config::{ConfigError, EnvReader, ProcessEnv};
-use shared::secrets::{SecretName, SecretWriter, SecretsError, VersionId};
+use shared::secrets::{SecretName, SecretWriter, VersionId, read_versioned, write_if_unchanged};
 
 use crate::cli::GlobalArgs;
 use crate::error::Error;
@@ -206,39 +205,30 @@ impl<W: SecretWriter> Registry<W> {
     }
 
     async fn read(&self, action: &'static str) -> Result<Loaded, Error> {
-        match self.secrets.current(&self.name).await {
-            Ok(v) => Ok(Loaded {
-                registry: ApiKeyRegistry::parse(v.value.expose_secret()).map_err(|detail| {
-                    Error::MalformedRegistry {
-                        secret: self.name.clone(),
-                        detail,
-                    }
-                })?,
-                version: Some(v.id),
+        match read_versioned(&self.secrets, &self.name, &RegistryFormat).await {
+            Ok(read) => Ok(Loaded {
+                registry: read.document,
+                version: read.version,
             }),
-            Err(SecretsError::NotFound(_)) => Ok(Loaded {
-                registry: ApiKeyRegistry::default(),
-                version: None,
+            Err(RegistryError::Malformed(detail)) => Err(Error::MalformedRegistry {
+                secret: self.name.clone(),
+                detail,
             }),
-            Err(e) => Err(Error::registry(action, &self.name, e)),
+            Err(RegistryError::Secrets(e)) => Err(Error::registry(action, &self.name, e)),
         }
     }
 
     /// Writes `next` as the new current version, provided the current version is still the one
     /// `loaded` came from; creates the secret when `loaded` found none.
     pub async fn save(&self, loaded: &Loaded, next: &ApiKeyRegistry) -> Result<VersionId, Error> {
-        let value = next.to_secret();
-        let result = match &loaded.version {
-            None => self.secrets.create(&self.name, &value).await,
-            Some(expected) => {
-                let token = VersionId::random();
-                self.secrets
-                    .put_current_if(&self.name, &token, &value, expected)
-                    .await
-                    .map(|()| token)
-            }
-        };
-        result.map_err(|e| Error::registry("write", &self.name, e))
+        write_if_unchanged(
+            &self.secrets,
+            &self.name,
+            loaded.version.as_ref(),
+            &next.to_secret(),
+        )
+        .await
+        .map_err(|e| Error::registry("write", &self.name, e))
     }
 
     /// Reads the registry back after a write and checks that `applied` holds for it: a writer

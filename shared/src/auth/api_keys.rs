@@ -23,13 +23,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ipnet::IpNet;
 use rand_core::RngCore;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
-use crate::cache::TtlCache;
 use crate::clock::{SharedClock, Timestamp};
-use crate::secrets::{MAX_CACHE_TTL, SecretName, SecretSource, SecretsError};
+use crate::secrets::{CachedDocument, DocumentFormat, SecretName, SecretSource, SecretsError};
 
 /// The registry secret's name when `API_KEYS_SECRET_NAME` is not set.
 pub const DEFAULT_API_KEYS_SECRET: &str = "partner-bundle/api-keys";
@@ -426,44 +425,45 @@ pub trait ApiKeyLookup: Send + Sync {
     async fn find(&self, id: &AccessKeyId) -> Result<Option<ApiKey>, RegistryError>;
 }
 
+/// How the registry secret reads: a secret that does not exist holds no keys.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegistryFormat;
+
+impl DocumentFormat for RegistryFormat {
+    type Document = ApiKeyRegistry;
+    type Error = RegistryError;
+
+    fn parse(&self, text: &str) -> Result<ApiKeyRegistry, RegistryError> {
+        ApiKeyRegistry::parse(text).map_err(RegistryError::Malformed)
+    }
+
+    fn absent(&self) -> Option<ApiKeyRegistry> {
+        Some(ApiKeyRegistry::default())
+    }
+}
+
 /// The registry in a secret, cached for at most the cache TTL (≤ 300 s): a revoked key stops
 /// working within that time.
 pub struct SecretApiKeys<S> {
-    secrets: S,
-    name: SecretName,
-    cache: TtlCache<(), Arc<ApiKeyRegistry>>,
+    document: CachedDocument<S, RegistryFormat>,
 }
 
 impl<S: SecretSource> SecretApiKeys<S> {
     /// The registry in secret `name`.
     pub fn new(secrets: S, name: SecretName, ttl: Duration, clock: SharedClock) -> Self {
         Self {
-            secrets,
-            name,
-            cache: TtlCache::new(1, ttl.min(MAX_CACHE_TTL), clock),
+            document: CachedDocument::new(secrets, name, RegistryFormat, ttl, clock),
         }
     }
 
     /// The registry document (empty if the secret does not exist).
     pub async fn registry(&self) -> Result<Arc<ApiKeyRegistry>, RegistryError> {
-        if let Some(hit) = self.cache.get(&()) {
-            return Ok(hit);
-        }
-        let registry = match self.secrets.current(&self.name).await {
-            Ok(v) => {
-                ApiKeyRegistry::parse(v.value.expose_secret()).map_err(RegistryError::Malformed)?
-            }
-            Err(SecretsError::NotFound(_)) => ApiKeyRegistry::default(),
-            Err(e) => return Err(e.into()),
-        };
-        let registry = Arc::new(registry);
-        self.cache.insert((), Arc::clone(&registry));
-        Ok(registry)
+        self.document.get().await
     }
 
     /// Forgets the cached registry.
     pub fn invalidate(&self) {
-        self.cache.remove(&());
+        self.document.invalidate();
     }
 }
 
@@ -476,6 +476,8 @@ impl<S: SecretSource> ApiKeyLookup for SecretApiKeys<S> {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]

@@ -12,7 +12,7 @@ pub mod step_up;
 pub use api_keys::{
     AccessKeyId, ApiKey, ApiKeyLookup, ApiKeyRegistry, DEFAULT_API_KEYS_SECRET,
     DEFAULT_KEY_LIFETIME, KeyOwner, KeyStatus, KeyType, MAX_KEY_LIFETIME, Permission,
-    SecretApiKeys, StackEnvironment,
+    RegistryError, RegistryFormat, SecretApiKeys, StackEnvironment,
 };
 pub use signing::{AuthFailure, Caller, RequestVerifier, SignedParts, parse_timestamp, sign};
 

@@ -9,15 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::jwk::InvalidKey;
 use super::set::{KeySet, KeySetError, KeyTimings};
 use super::signer::PreparedKeys;
-use crate::cache::TtlCache;
 use crate::clock::SharedClock;
 use crate::secrets::{
-    MAX_CACHE_TTL, SecretName, SecretSource, SecretWriter, SecretsError, VersionId,
+    CachedDocument, DocumentFormat, SecretName, SecretSource, SecretWriter, SecretsError,
+    VersionId, read_versioned, write_if_unchanged,
 };
 
 /// Why the key set could not be read or written.
@@ -48,33 +48,58 @@ pub trait KeySetSource: Send + Sync {
     fn invalidate(&self);
 }
 
-/// The key set in a secret, cached in memory.
-pub struct SecretKeySet<S> {
-    secrets: S,
-    name: SecretName,
+/// How the key set secret reads: parsed and prepared to sign at the moment it is read. A secret
+/// that does not exist yet is an empty set.
+pub struct KeySetFormat {
     timings: KeyTimings,
     clock: SharedClock,
-    cache: TtlCache<(), Arc<PreparedKeys>>,
+}
+
+impl DocumentFormat for KeySetFormat {
+    type Document = PreparedKeys;
+    type Error = KeySourceError;
+
+    fn parse(&self, text: &str) -> Result<PreparedKeys, KeySourceError> {
+        Ok(PreparedKeys::new(
+            KeySet::parse(text)?,
+            self.timings,
+            self.clock.now(),
+        )?)
+    }
+
+    fn absent(&self) -> Option<PreparedKeys> {
+        PreparedKeys::new(KeySet::default(), self.timings, self.clock.now()).ok()
+    }
+}
+
+/// The key set in a secret, cached in memory.
+pub struct SecretKeySet<S> {
+    document: CachedDocument<S, KeySetFormat>,
 }
 
 impl<S> std::fmt::Debug for SecretKeySet<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretKeySet")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+            .field("document", &self.document)
+            .finish()
     }
 }
 
 impl<S: SecretSource> SecretKeySet<S> {
     /// The key set in secret `name`, cached for `timings.key_set_cache_ttl` (at most 300 s).
     pub fn new(secrets: S, name: SecretName, timings: KeyTimings, clock: SharedClock) -> Self {
-        let ttl = timings.key_set_cache_ttl.min(MAX_CACHE_TTL);
+        let ttl = timings.key_set_cache_ttl;
         Self {
-            secrets,
-            name,
-            timings,
-            cache: TtlCache::new(1, ttl, Arc::clone(&clock)),
-            clock,
+            document: CachedDocument::new(
+                secrets,
+                name,
+                KeySetFormat {
+                    timings,
+                    clock: Arc::clone(&clock),
+                },
+                ttl,
+                clock,
+            ),
         }
     }
 }
@@ -82,21 +107,27 @@ impl<S: SecretSource> SecretKeySet<S> {
 #[async_trait]
 impl<S: SecretSource> KeySetSource for SecretKeySet<S> {
     async fn keys(&self) -> Result<Arc<PreparedKeys>, KeySourceError> {
-        if let Some(hit) = self.cache.get(&()) {
-            return Ok(hit);
-        }
-        let set = match self.secrets.current(&self.name).await {
-            Ok(v) => KeySet::parse(v.value.expose_secret())?,
-            Err(SecretsError::NotFound(_)) => KeySet::default(),
-            Err(e) => return Err(e.into()),
-        };
-        let prepared = Arc::new(PreparedKeys::new(set, self.timings, self.clock.now())?);
-        self.cache.insert((), Arc::clone(&prepared));
-        Ok(prepared)
+        self.document.get().await
     }
 
     fn invalidate(&self) {
-        self.cache.remove(&());
+        self.document.invalidate();
+    }
+}
+
+/// How [`KeySetStore`] reads the secret: the document as stored.
+struct StoredKeySet;
+
+impl DocumentFormat for StoredKeySet {
+    type Document = KeySet;
+    type Error = KeySourceError;
+
+    fn parse(&self, text: &str) -> Result<KeySet, KeySourceError> {
+        Ok(KeySet::parse(text)?)
+    }
+
+    fn absent(&self) -> Option<KeySet> {
+        Some(KeySet::default())
     }
 }
 
@@ -133,17 +164,11 @@ impl<W: SecretWriter> KeySetStore<W> {
 
     /// The current document, uncached.
     pub async fn load(&self) -> Result<Loaded, KeySourceError> {
-        match self.secrets.current(&self.name).await {
-            Ok(v) => Ok(Loaded {
-                set: KeySet::parse(v.value.expose_secret())?,
-                version: Some(v.id),
-            }),
-            Err(SecretsError::NotFound(_)) => Ok(Loaded {
-                set: KeySet::default(),
-                version: None,
-            }),
-            Err(e) => Err(e.into()),
-        }
+        let read = read_versioned(&self.secrets, &self.name, &StoredKeySet).await?;
+        Ok(Loaded {
+            set: read.document,
+            version: read.version,
+        })
     }
 
     /// Writes `next` as the new current version, provided the current version is still the one
@@ -151,25 +176,9 @@ impl<W: SecretWriter> KeySetStore<W> {
     /// at the same moment can never silently undo each other's change.
     pub async fn save(&self, loaded: &Loaded, next: &KeySet) -> Result<VersionId, KeySourceError> {
         let value = SecretString::from(next.to_json());
-        match &loaded.version {
-            None => match self.secrets.create(&self.name, &value).await {
-                Ok(id) => Ok(id),
-                Err(SecretsError::AlreadyExists(_)) => Err(KeySourceError::Conflict),
-                Err(e) => Err(e.into()),
-            },
-            Some(expected) => {
-                let token = VersionId::random();
-                match self
-                    .secrets
-                    .put_current_if(&self.name, &token, &value, expected)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(SecretsError::CurrentMoved(_)) => return Err(KeySourceError::Conflict),
-                    Err(e) => return Err(e.into()),
-                }
-                Ok(token)
-            }
+        match write_if_unchanged(&self.secrets, &self.name, loaded.version.as_ref(), &value).await {
+            Err(SecretsError::CurrentMoved(_)) => Err(KeySourceError::Conflict),
+            other => Ok(other?),
         }
     }
 }

@@ -18,7 +18,7 @@
 //!   and keeps the old ones, so everything sealed before still opens. The pepper never rotates:
 //!   changing it would change every record key.
 //! - [`DataKeySource`]: reads (or, with [`DataKeySource::ensure`], creates) that secret through
-//!   the secrets port, cached for at most [`MAX_CACHE_TTL`].
+//!   the secrets port, cached for at most [`MAX_CACHE_TTL`](crate::secrets::MAX_CACHE_TTL).
 //!
 //! Key material never leaves memory except towards the secrets port: `Debug` shows key ids only,
 //! no type here serializes keys except [`DataKeys::to_secret`], and key buffers are zeroized on
@@ -39,16 +39,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::cache::TtlCache;
 use crate::clock::SharedClock;
 use crate::redact::Pii;
 use crate::secrets::{
-    MAX_CACHE_TTL, SecretName, SecretSource, SecretWriter, SecretsError, VersionId,
+    CachedDocument, DocumentFormat, SecretName, SecretSource, SecretWriter, SecretsError, Versioned,
 };
 
 /// The default name of the data-keys secret.
@@ -565,7 +564,7 @@ impl Protector {
 /// The data keys in a secret, cached in memory for a bounded time.
 mod source;
 
-pub use source::DataKeySource;
+pub use source::{DataKeySource, DataKeysFormat};
 
 #[cfg(test)]
 mod tests;

@@ -3,40 +3,54 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+/// How the data-keys secret reads. Its absence is an error ([`DataKeySource::ensure`] creates
+/// it): a function must never encrypt under keys it made up alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DataKeysFormat;
+
+impl DocumentFormat for DataKeysFormat {
+    type Document = DataKeys;
+    type Error = PiiError;
+
+    fn parse(&self, text: &str) -> Result<DataKeys, PiiError> {
+        DataKeys::parse(text)
+    }
+
+    fn absent(&self) -> Option<DataKeys> {
+        None
+    }
+}
+
+/// The data keys in one secret.
 pub struct DataKeySource<S> {
-    secrets: S,
-    name: SecretName,
-    cache: TtlCache<(), Arc<DataKeys>>,
+    document: CachedDocument<S, DataKeysFormat>,
 }
 
 impl<S> fmt::Debug for DataKeySource<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DataKeySource")
-            .field("name", &self.name)
-            .field("ttl", &self.cache.ttl())
-            .finish_non_exhaustive()
+            .field("document", &self.document)
+            .finish()
     }
 }
 
 impl<S: SecretSource> DataKeySource<S> {
-    /// The data keys in secret `name`, cached for `ttl` (at most [`MAX_CACHE_TTL`], 300 s,
+    /// The data keys in secret `name`, cached for `ttl` (at most [`MAX_CACHE_TTL`](crate::secrets::MAX_CACHE_TTL), 300 s,
     /// whatever is asked).
     pub fn new(secrets: S, name: SecretName, ttl: Duration, clock: SharedClock) -> Self {
         Self {
-            secrets,
-            name,
-            cache: TtlCache::new(1, ttl.min(MAX_CACHE_TTL), clock),
+            document: CachedDocument::new(secrets, name, DataKeysFormat, ttl, clock),
         }
     }
 
     /// The secret's name.
     pub fn name(&self) -> &SecretName {
-        &self.name
+        self.document.name()
     }
 
     /// The cache TTL in force.
     pub fn ttl(&self) -> Duration {
-        self.cache.ttl()
+        self.document.ttl()
     }
 
     /// The data keys as of at most one TTL ago.
@@ -45,10 +59,7 @@ impl<S: SecretSource> DataKeySource<S> {
     /// [`PiiError::Secrets`] (with [`SecretsError::NotFound`] when the secret does not exist:
     /// see [`DataKeySource::ensure`]) or [`PiiError::MalformedKeys`].
     pub async fn keys(&self) -> Result<Arc<DataKeys>, PiiError> {
-        if let Some(hit) = self.cache.get(&()) {
-            return Ok(hit);
-        }
-        self.reload().await
+        self.document.get().await
     }
 
     /// The data keys, holding key `id`: the cached keys if they do, otherwise read again once
@@ -61,7 +72,7 @@ impl<S: SecretSource> DataKeySource<S> {
         if keys.has_key(id) {
             return Ok(keys);
         }
-        let keys = self.reload().await?;
+        let keys = self.document.reload().await?;
         if keys.has_key(id) {
             Ok(keys)
         } else {
@@ -81,14 +92,7 @@ impl<S: SecretSource> DataKeySource<S> {
 
     /// Forgets the cached keys.
     pub fn invalidate(&self) {
-        self.cache.remove(&());
-    }
-
-    async fn reload(&self) -> Result<Arc<DataKeys>, PiiError> {
-        let version = self.secrets.current(&self.name).await?;
-        let keys = Arc::new(DataKeys::parse(version.value.expose_secret())?);
-        self.cache.insert((), Arc::clone(&keys));
-        Ok(keys)
+        self.document.invalidate();
     }
 }
 
@@ -104,13 +108,15 @@ impl<S: SecretWriter> DataKeySource<S> {
             Err(PiiError::Secrets(SecretsError::NotFound(_))) => {}
             other => return other,
         }
-        let fresh = Arc::new(DataKeys::generate());
-        match self.secrets.create(&self.name, &fresh.to_secret()).await {
-            Ok(_) => {
-                self.cache.insert((), Arc::clone(&fresh));
-                Ok(fresh)
-            }
-            Err(SecretsError::AlreadyExists(_)) => self.reload().await,
+        let fresh = DataKeys::generate();
+        let value = fresh.to_secret();
+        let none = Versioned {
+            document: (),
+            version: None,
+        };
+        match self.document.replace(&none, fresh, &value).await {
+            Ok((_, keys)) => Ok(keys),
+            Err(SecretsError::CurrentMoved(_)) => self.document.reload().await,
             Err(e) => Err(e.into()),
         }
     }
@@ -122,19 +128,11 @@ impl<S: SecretWriter> DataKeySource<S> {
     /// [`PiiError::Secrets`] with [`SecretsError::CurrentMoved`] when the secret changed while
     /// rotating (read again and retry), or as [`DataKeySource::keys`].
     pub async fn rotate(&self) -> Result<Arc<DataKeys>, PiiError> {
-        let version = self.secrets.current(&self.name).await?;
-        let mut keys = DataKeys::parse(version.value.expose_secret())?;
-        keys.rotate();
-        self.secrets
-            .put_current_if(
-                &self.name,
-                &VersionId::random(),
-                &keys.to_secret(),
-                &version.id,
-            )
-            .await?;
-        let keys = Arc::new(keys);
-        self.cache.insert((), Arc::clone(&keys));
+        let mut read = self.document.read_for_update().await?;
+        read.document.rotate();
+        let value = read.document.to_secret();
+        let next = read.document.clone();
+        let (_, keys) = self.document.replace(&read, next, &value).await?;
         Ok(keys)
     }
 }

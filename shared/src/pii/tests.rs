@@ -1,5 +1,7 @@
 //! Unit tests of the PII protection.
 
+use secrecy::ExposeSecret;
+
 use super::*;
 
 fn protector() -> Protector {

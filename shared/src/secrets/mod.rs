@@ -1,8 +1,10 @@
 //! The secrets port: versioned secrets with Secrets Manager's staging labels.
 //!
 //! - [`SecretSource`]: read a secret at a stage (`AWSCURRENT`, `AWSPENDING`, `AWSPREVIOUS`) or at
-//!   a version id. Functions that only read secrets depend on this alone, and read it through
-//!   [`CachedSecrets`], which bounds both the number of entries and their age (≤ 300 s).
+//!   a version id. Functions that only read secrets depend on this alone.
+//! - [`CachedDocument`]: every secret the bundle keeps is one JSON document, served from a cache
+//!   that bounds its age (≤ 300 s) and written back as a compare-and-swap on its version
+//!   ([`write_if_unchanged`]).
 //! - [`SecretWriter`]: create a secret, stage a pending version under a client request token,
 //!   write a new current version, and promote a version to current — the moves of the native
 //!   4-step rotation, with the same label semantics on every adapter: a label sits on exactly one
@@ -20,13 +22,13 @@ use secrecy::SecretString;
 
 #[cfg(feature = "secretsmanager")]
 pub mod aws;
-mod cached;
 mod counting;
+mod document;
 #[cfg(feature = "embedded")]
 pub mod file;
 
-pub use cached::CachedSecrets;
 pub use counting::CountingSource;
+pub use document::{CachedDocument, DocumentFormat, Versioned, read_versioned, write_if_unchanged};
 
 /// The longest a cached secret may be served (docs/architecture.md §3, §4: rotations must be seen in minutes).
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(300);

@@ -1,6 +1,6 @@
 //! The secrets contract: the local-file adapter and the Secrets Manager adapter (on a real moto
-//! server) must agree on versions, staging labels and errors, and the cache on top of either must
-//! respect its TTL.
+//! server) must agree on versions, staging labels and errors, and the cached, versioned document on
+//! top of either must respect its TTL and its compare-and-swap.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use test_support as common;
@@ -13,7 +13,8 @@ use shared::clock::ManualClock;
 use shared::secrets::aws::SecretsManagerStore;
 use shared::secrets::file::FileSecrets;
 use shared::secrets::{
-    CachedSecrets, SecretName, SecretSource, SecretWriter, SecretsError, Stage, VersionId,
+    CachedDocument, DocumentFormat, SecretName, SecretSource, SecretWriter, SecretsError, Stage,
+    VersionId, Versioned,
 };
 
 struct Fixture {
@@ -142,31 +143,122 @@ async fn promoting_an_unknown_version_is_not_found(f: Fixture) {
     assert_eq!(value(&s.current(&f.name).await.unwrap()), "one");
 }
 
-async fn the_cache_serves_a_value_until_its_ttl_and_then_reads_again(f: Fixture) {
+/// A plain-text document: what the tests of the generic cached document read.
+struct Text {
+    absent: Option<&'static str>,
+}
+
+impl DocumentFormat for Text {
+    type Document = String;
+    type Error = SecretsError;
+
+    fn parse(&self, text: &str) -> Result<String, SecretsError> {
+        if text.starts_with('!') {
+            return Err(SecretsError::Corrupt {
+                location: "test".into(),
+                detail: "starts with !".into(),
+            });
+        }
+        Ok(text.to_owned())
+    }
+
+    fn absent(&self) -> Option<String> {
+        self.absent.map(str::to_owned)
+    }
+}
+
+fn document(f: &Fixture, ttl: Duration) -> CachedDocument<Arc<dyn SecretWriter>, Text> {
+    CachedDocument::new(
+        Arc::clone(&f.store),
+        f.name.clone(),
+        Text { absent: None },
+        ttl,
+        Arc::new(f.clock.clone()),
+    )
+}
+
+async fn the_cached_document_is_served_until_its_ttl_and_then_read_again(f: Fixture) {
     let s = &f.store;
     s.create(&f.name, &secret("one")).await.unwrap();
-    let cache = CachedSecrets::new(
-        Arc::clone(s),
-        16,
-        Duration::from_secs(60),
-        Arc::new(f.clock.clone()),
-    );
-    assert_eq!(value(&cache.current(&f.name).await.unwrap()), "one");
+    let cache = document(&f, Duration::from_secs(60));
+    assert_eq!(*cache.get().await.unwrap(), "one");
     s.put_current(&f.name, &VersionId::random(), &secret("two"))
         .await
         .unwrap();
     f.clock.advance(Duration::from_secs(59));
-    assert_eq!(
-        value(&cache.current(&f.name).await.unwrap()),
-        "one",
-        "still cached"
-    );
+    assert_eq!(*cache.get().await.unwrap(), "one", "still cached");
     f.clock.advance(Duration::from_secs(1));
-    assert_eq!(
-        value(&cache.current(&f.name).await.unwrap()),
-        "two",
-        "read again"
+    assert_eq!(*cache.get().await.unwrap(), "two", "read again");
+    s.put_current(&f.name, &VersionId::random(), &secret("three"))
+        .await
+        .unwrap();
+    cache.invalidate();
+    assert_eq!(*cache.get().await.unwrap(), "three", "forgotten at once");
+}
+
+async fn a_missing_document_is_its_format_s_empty_document_or_not_found(f: Fixture) {
+    let strict = document(&f, Duration::from_secs(60));
+    let err = strict.get().await.unwrap_err();
+    assert!(matches!(err, SecretsError::NotFound(_)), "{err:?}");
+    let lenient = CachedDocument::new(
+        Arc::clone(&f.store),
+        f.name.clone(),
+        Text {
+            absent: Some("empty"),
+        },
+        Duration::from_secs(60),
+        Arc::new(f.clock.clone()),
     );
+    let read = lenient.read_for_update().await.unwrap();
+    assert_eq!((read.document.as_str(), read.version), ("empty", None));
+    f.store.create(&f.name, &secret("!bad")).await.unwrap();
+    let err = strict.get().await.unwrap_err();
+    assert!(matches!(err, SecretsError::Corrupt { .. }), "{err:?}");
+}
+
+async fn a_replace_lands_only_on_the_version_it_read_and_a_lost_race_changes_nothing(f: Fixture) {
+    let cache = document(&f, Duration::from_secs(60));
+    let none = Versioned {
+        document: (),
+        version: None,
+    };
+    let (first, served) = cache
+        .replace(&none, "one".to_owned(), &secret("one"))
+        .await
+        .unwrap();
+    assert_eq!(*served, "one");
+    let err = cache
+        .replace(&none, "other".to_owned(), &secret("other"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SecretsError::CurrentMoved(_)),
+        "created meanwhile: {err:?}"
+    );
+    let read = cache.read_for_update().await.unwrap();
+    assert_eq!(read.version.as_ref(), Some(&first));
+    f.store
+        .put_current(&f.name, &VersionId::random(), &secret("theirs"))
+        .await
+        .unwrap();
+    let err = cache
+        .replace(&read, "mine".to_owned(), &secret("mine"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SecretsError::CurrentMoved(_)), "{err:?}");
+    assert_eq!(
+        *cache.get().await.unwrap(),
+        "one",
+        "the cache kept what it had"
+    );
+    assert_eq!(value(&f.store.current(&f.name).await.unwrap()), "theirs");
+    let read = cache.read_for_update().await.unwrap();
+    let (_, served) = cache
+        .replace(&read, "mine".to_owned(), &secret("mine"))
+        .await
+        .unwrap();
+    assert_eq!(*served, "mine");
+    assert_eq!(value(&f.store.current(&f.name).await.unwrap()), "mine");
 }
 
 async fn a_conditional_write_lands_only_while_current_is_the_version_it_read(f: Fixture) {
@@ -273,7 +365,9 @@ contract!(
     a_pending_version_is_promoted_and_the_old_current_becomes_previous,
     put_current_replaces_the_value_in_one_step,
     promoting_an_unknown_version_is_not_found,
-    the_cache_serves_a_value_until_its_ttl_and_then_reads_again,
+    the_cached_document_is_served_until_its_ttl_and_then_read_again,
+    a_missing_document_is_its_format_s_empty_document_or_not_found,
+    a_replace_lands_only_on_the_version_it_read_and_a_lost_race_changes_nothing,
     a_conditional_write_lands_only_while_current_is_the_version_it_read,
     a_version_says_when_it_was_written,
     a_discarded_pending_version_loses_only_its_pending_label_and_discarding_again_is_a_no_op,
@@ -285,12 +379,7 @@ mod cache {
     #[tokio::test]
     async fn the_cache_ttl_is_capped_at_five_minutes() {
         let f = files().await;
-        let cache = CachedSecrets::new(
-            Arc::clone(&f.store),
-            4,
-            Duration::from_secs(3600),
-            Arc::new(f.clock.clone()),
-        );
+        let cache = document(&f, Duration::from_secs(3600));
         assert_eq!(cache.ttl(), Duration::from_secs(300));
     }
 }

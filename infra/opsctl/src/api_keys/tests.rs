@@ -1,6 +1,8 @@
 //! Unit tests of the `api-keys` argument checks, and of its compare-and-swap paths with a fake
 //! concurrent writer.
 
+use shared::secrets::SecretsError;
+
 use super::*;
 
 #[test]

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::error::{ApiError, ErrorType};
-use crate::pii::{DigestPurpose, DocumentDigest, Protector};
+use crate::pii::{DigestPurpose, DocumentDigest, Fingerprint, Protector};
 use crate::store::{
     NewRecord, Record, RecordKey, RecordKind, RecordStore, StoreError, Version, Write,
 };
@@ -85,7 +85,7 @@ pub struct StoredResponse {
 pub struct Lease {
     key: RecordKey,
     version: Version,
-    payload_hash: String,
+    payload_hash: Fingerprint,
 }
 
 /// What to do with a request.
@@ -142,7 +142,7 @@ impl IdempotencyError {
 #[serde(rename_all = "camelCase")]
 struct Body {
     status: State,
-    payload_hash: String,
+    payload_hash: Fingerprint,
     lease_until: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     response: Option<StoredResponse>,
@@ -178,11 +178,16 @@ impl<'a> Idempotency<'a> {
             .map_err(|e| IdempotencyError::Store(StoreError::Unavailable(Box::new(e))))
     }
 
-    fn in_progress(&self, key: RecordKey, payload_hash: &str, lease_until: Timestamp) -> NewRecord {
+    fn in_progress(
+        &self,
+        key: RecordKey,
+        payload_hash: &Fingerprint,
+        lease_until: Timestamp,
+    ) -> NewRecord {
         // A struct of strings and numbers always serializes.
         let body = serde_json::to_value(Body {
             status: State::Inprogress,
-            payload_hash: payload_hash.to_owned(),
+            payload_hash: payload_hash.clone(),
             lease_until,
             response: None,
         })
@@ -199,15 +204,15 @@ impl<'a> Idempotency<'a> {
         payload: &DocumentDigest,
         lease_until: Timestamp,
     ) -> Result<Begin, IdempotencyError> {
-        let payload_hash = payload.as_str();
+        let payload_hash = Fingerprint::from(payload);
         let record_key = Self::record_key(caller, key)?;
-        let record = self.in_progress(record_key.clone(), payload_hash, lease_until);
+        let record = self.in_progress(record_key.clone(), &payload_hash, lease_until);
         let existing = match self.store.write(Write::Create(record.clone())).await {
             Ok(version) => {
                 return Ok(Begin::Proceed(Lease {
                     key: record_key,
                     version,
-                    payload_hash: payload_hash.to_owned(),
+                    payload_hash: payload_hash.clone(),
                 }));
             }
             Err(StoreError::AlreadyExists {
@@ -222,7 +227,7 @@ impl<'a> Idempotency<'a> {
                         return Ok(Begin::Proceed(Lease {
                             key: record_key,
                             version,
-                            payload_hash: payload_hash.to_owned(),
+                            payload_hash: payload_hash.clone(),
                         }));
                     }
                 }
@@ -270,7 +275,7 @@ impl<'a> Idempotency<'a> {
             Ok(version) => Ok(Begin::Proceed(Lease {
                 key: existing.key,
                 version,
-                payload_hash: payload.as_str().to_owned(),
+                payload_hash: Fingerprint::from(payload),
             })),
             Err(StoreError::VersionConflict { .. }) => Err(IdempotencyError::InProgress {
                 retry_after_secs: 1,

@@ -15,8 +15,11 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::auth::{AccessKeyId, KeyOwner};
 use crate::clock::Timestamp;
-use crate::pii::{DigestPurpose, DocumentDigest, IdHash, Protector, Sealed};
+use crate::pii::{DigestPurpose, DocumentDigest, Fingerprint, IdHash, Protector, Sealed};
+use crate::platform::OnDuplicate;
+use crate::programs::ProgramId;
 use crate::store::{InvalidName, QueueName, RecordKey, RecordKind};
 
 /// The due queue the status poller reads.
@@ -86,71 +89,84 @@ pub enum IssuanceStatus {
 }
 
 /// The stored record.
+///
+/// Its identity (who asked, for which program and user, with which subject) is fixed when it is
+/// written first ([`Issuance::pending`]) and typed; its state moves only through the transition
+/// methods below, each of which checks the state it starts from, so the record cannot be put in a
+/// state the machine does not allow. The state fields are read through accessors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Issuance {
     /// The id.
     pub issuance_id: IssuanceId,
     /// The API key that requested it.
-    pub caller: String,
+    pub caller: AccessKeyId,
     /// The family of that key: the keys that may read it ([`Issuance::readable_by`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<crate::auth::KeyOwner>,
+    pub owner: Option<KeyOwner>,
     /// The program.
-    pub program_id: String,
+    pub program_id: ProgramId,
     /// The user's keyed hash.
     pub user_hash: IdHash,
     /// The user's e-mail, sealed with the record key as context.
     pub user: Sealed,
     /// The keyed fingerprint of the credential subject ([`subject_digest`]; decides
     /// `onDuplicate` when the policy is automatic).
-    pub subject_hash: String,
+    pub subject_hash: Fingerprint,
     /// What was sent as `onDuplicate`.
-    pub on_duplicate: String,
-    /// The state.
-    pub status: IssuanceStatus,
-    /// The credential at the platform, once known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub core_claim_hash: Option<String>,
-    /// The uploaded CAK ciphertext's storage id, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_id: Option<String>,
-    /// Why it failed or timed out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub on_duplicate: OnDuplicate,
     /// When it was first written.
     pub created_at: Timestamp,
-    /// When it last changed.
-    pub updated_at: Timestamp,
-    /// When the platform accepted it.
+    status: IssuanceStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wait_onchain_since: Option<Timestamp>,
-    /// When the platform said `ONCHAIN`.
+    core_claim_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub onchain_at: Option<Timestamp>,
-    /// How many status polls were made.
+    storage_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wait_onchain_since: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    onchain_at: Option<Timestamp>,
     #[serde(default)]
-    pub poll_attempts: u32,
-    /// When the status poller last claimed it for a poll.
+    poll_attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_polled_at: Option<Timestamp>,
-    /// When the poller raised the long-`WAIT_ONCHAIN` alert for it (at most once).
+    last_polled_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alerted_at: Option<Timestamp>,
-    /// The platform's id of the user, from its answer.
+    alerted_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_uuid: Option<String>,
-    /// The CAK public key the platform returned (uncompressed SEC1 hex; public, not a secret),
-    /// kept so that an upload can be retried without issuing again.
+    user_uuid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cak_public_key: Option<String>,
-    /// The credential this user held for this program when the issuance began (from the
-    /// resource lock): how an ambiguous outcome is told apart from an untouched platform.
+    cak_public_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_core_claim_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_until: Option<Timestamp>,
+}
+
+/// Who asks for an issuance, of what: the identity of a new record.
+#[derive(Debug, Clone)]
+pub struct NewIssuance {
+    /// The id.
+    pub issuance_id: IssuanceId,
+    /// The API key that requested it.
+    pub caller: AccessKeyId,
+    /// The family of that key.
+    pub owner: Option<KeyOwner>,
+    /// The program.
+    pub program_id: ProgramId,
+    /// The user's keyed hash.
+    pub user_hash: IdHash,
+    /// The user's e-mail, sealed.
+    pub user: Sealed,
+    /// The keyed fingerprint of the credential subject.
+    pub subject_hash: Fingerprint,
+    /// What is sent as `onDuplicate`.
+    pub on_duplicate: OnDuplicate,
+    /// The credential the user held for the program when the issuance began (from the resource
+    /// lock): how an ambiguous outcome is told apart from an untouched platform.
     pub previous_core_claim_hash: Option<String>,
-    /// Until when the request that wrote the record owns it; after it, the reconciler may.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lease_until: Option<Timestamp>,
 }
 
 /// A transition the state machine does not allow.
@@ -175,12 +191,112 @@ pub struct Accepted {
 }
 
 impl Issuance {
+    /// A new record, `PENDING`, owned by the request that writes it until `lease_until`.
+    pub fn pending(new: NewIssuance, lease_until: Timestamp, now: Timestamp) -> Self {
+        Self {
+            issuance_id: new.issuance_id,
+            caller: new.caller,
+            owner: new.owner,
+            program_id: new.program_id,
+            user_hash: new.user_hash,
+            user: new.user,
+            subject_hash: new.subject_hash,
+            on_duplicate: new.on_duplicate,
+            created_at: now,
+            status: IssuanceStatus::Pending,
+            core_claim_hash: None,
+            storage_id: None,
+            reason: None,
+            updated_at: now,
+            wait_onchain_since: None,
+            onchain_at: None,
+            poll_attempts: 0,
+            last_polled_at: None,
+            alerted_at: None,
+            user_uuid: None,
+            cak_public_key: None,
+            previous_core_claim_hash: new.previous_core_claim_hash,
+            lease_until: Some(lease_until),
+        }
+    }
+
+    /// The state.
+    pub fn status(&self) -> IssuanceStatus {
+        self.status
+    }
+
+    /// The credential at the platform, once known.
+    pub fn core_claim_hash(&self) -> Option<&str> {
+        self.core_claim_hash.as_deref()
+    }
+
+    /// The uploaded CAK ciphertext's storage id, if any.
+    pub fn storage_id(&self) -> Option<&str> {
+        self.storage_id.as_deref()
+    }
+
+    /// Why it failed, timed out or was abandoned.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// When it last changed.
+    pub fn updated_at(&self) -> Timestamp {
+        self.updated_at
+    }
+
+    /// When the platform accepted it (and its documents were stored).
+    pub fn wait_onchain_since(&self) -> Option<Timestamp> {
+        self.wait_onchain_since
+    }
+
+    /// When the platform said `ONCHAIN`.
+    pub fn onchain_at(&self) -> Option<Timestamp> {
+        self.onchain_at
+    }
+
+    /// How many status polls were made.
+    pub fn poll_attempts(&self) -> u32 {
+        self.poll_attempts
+    }
+
+    /// When the status poller last claimed it for a poll.
+    pub fn last_polled_at(&self) -> Option<Timestamp> {
+        self.last_polled_at
+    }
+
+    /// When the poller raised the long-`WAIT_ONCHAIN` alert for it (at most once).
+    pub fn alerted_at(&self) -> Option<Timestamp> {
+        self.alerted_at
+    }
+
+    /// The platform's id of the user, from its answer.
+    pub fn user_uuid(&self) -> Option<&str> {
+        self.user_uuid.as_deref()
+    }
+
+    /// The CAK public key the platform returned (uncompressed SEC1 hex; public, not a secret),
+    /// kept so that an upload can be retried without issuing again.
+    pub fn cak_public_key(&self) -> Option<&str> {
+        self.cak_public_key.as_deref()
+    }
+
+    /// The credential this user held for this program when the issuance began.
+    pub fn previous_core_claim_hash(&self) -> Option<&str> {
+        self.previous_core_claim_hash.as_deref()
+    }
+
+    /// Until when the request that wrote the record owns it; after it, the reconciler may.
+    pub fn lease_until(&self) -> Option<Timestamp> {
+        self.lease_until
+    }
+
     /// Whether a key of `family` may read this issuance: one of the family that created it. A
     /// record written before records had an owner belongs to the family of its key alone.
-    pub fn readable_by(&self, family: &crate::auth::KeyOwner) -> bool {
+    pub fn readable_by(&self, family: &KeyOwner) -> bool {
         match &self.owner {
             Some(owner) => owner == family,
-            None => self.caller == family.as_str(),
+            None => self.caller.as_str() == family.as_str(),
         }
     }
 
@@ -308,6 +424,65 @@ impl Issuance {
         Ok(self)
     }
 
+    /// A status poll claimed at `at`: one more attempt counted (`WAIT_ONCHAIN` only).
+    ///
+    /// # Errors
+    /// From any other state.
+    pub fn poll_claimed(mut self, at: Timestamp) -> Result<Self, InvalidTransition> {
+        self.check(IssuanceStatus::WaitOnchain, &[IssuanceStatus::WaitOnchain])?;
+        self.poll_attempts = self.poll_attempts.saturating_add(1);
+        self.last_polled_at = Some(at);
+        Ok(self)
+    }
+
+    /// `WAIT_ONCHAIN` → `ISSUED`: the platform says `ONCHAIN`.
+    ///
+    /// # Errors
+    /// From any other state.
+    pub fn onchain(mut self, now: Timestamp) -> Result<Self, InvalidTransition> {
+        self.check(IssuanceStatus::Issued, &[IssuanceStatus::WaitOnchain])?;
+        self.status = IssuanceStatus::Issued;
+        self.onchain_at = Some(now);
+        self.reason = None;
+        self.updated_at = now;
+        Ok(self)
+    }
+
+    /// `WAIT_ONCHAIN` → `FAILED`: the credential will never be anchored (revoked, unknown to
+    /// the platform, or accepted without a hash to poll).
+    ///
+    /// # Errors
+    /// From any other state.
+    pub fn lost(mut self, reason: String, now: Timestamp) -> Result<Self, InvalidTransition> {
+        self.check(IssuanceStatus::Failed, &[IssuanceStatus::WaitOnchain])?;
+        self.status = IssuanceStatus::Failed;
+        self.reason = Some(reason);
+        self.updated_at = now;
+        Ok(self)
+    }
+
+    /// `WAIT_ONCHAIN` → `TIMED_OUT`: still not anchored at the give-up limit.
+    ///
+    /// # Errors
+    /// From any other state.
+    pub fn timed_out(mut self, reason: String, now: Timestamp) -> Result<Self, InvalidTransition> {
+        self.check(IssuanceStatus::TimedOut, &[IssuanceStatus::WaitOnchain])?;
+        self.status = IssuanceStatus::TimedOut;
+        self.reason = Some(reason);
+        self.updated_at = now;
+        Ok(self)
+    }
+
+    /// The long-`WAIT_ONCHAIN` alert raised at `now`; `None` when it was raised already (it is
+    /// raised at most once) or the record is not waiting.
+    #[must_use]
+    pub fn alerted(mut self, now: Timestamp) -> Option<Self> {
+        (self.status == IssuanceStatus::WaitOnchain && self.alerted_at.is_none()).then(|| {
+            self.alerted_at = Some(now);
+            self
+        })
+    }
+
     /// Whether the request that owns the record still does at `now`.
     pub fn lease_live(&self, now: Timestamp) -> bool {
         self.lease_until.is_some_and(|until| now < until)
@@ -323,7 +498,7 @@ impl Issuance {
 
 /// The key of the record of a (user, program): the resource lock of its issuances, the last
 /// subject hash and the last credential issued.
-pub fn subject_key(user_hash: &IdHash, program_id: &str) -> Result<RecordKey, InvalidName> {
+pub fn subject_key(user_hash: &IdHash, program_id: &ProgramId) -> Result<RecordKey, InvalidName> {
     RecordKey::new(
         RecordKind::Issuance,
         &format!("subject:{}:{program_id}", user_hash.as_str()),
@@ -341,7 +516,7 @@ pub struct ResourceLock {
     /// automatic `onDuplicate`). Locks written before fingerprints were keyed hold its plain
     /// SHA-256, which [`DocumentDigest::matches`] still accepts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject_hash: Option<String>,
+    pub subject_hash: Option<Fingerprint>,
     /// The last credential issued to the user for the program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core_claim_hash: Option<String>,
@@ -373,12 +548,17 @@ impl ResourceLock {
     }
 
     /// The lock released by a finished issuance, remembering what it issued.
-    pub fn released(mut self, by: &IssuanceId, subject_hash: &str, core_claim_hash: &str) -> Self {
+    pub fn released(
+        mut self,
+        by: &IssuanceId,
+        subject_hash: &Fingerprint,
+        core_claim_hash: &str,
+    ) -> Self {
         if self.held_by.as_ref() == Some(by) {
             self.held_by = None;
             self.held_until = None;
         }
-        self.subject_hash = Some(subject_hash.to_owned());
+        self.subject_hash = Some(subject_hash.clone());
         self.core_claim_hash = Some(core_claim_hash.to_owned());
         self.issuance_id = Some(by.clone());
         self
@@ -411,7 +591,7 @@ mod tests {
     fn pending() -> Issuance {
         let t = Timestamp::from_millis(1_000);
         serde_json::from_value(serde_json::json!({
-            "issuanceId": "iss_00000000000000000000000000000000", "caller": "pk",
+            "issuanceId": "iss_00000000000000000000000000000000", "caller": "pk_0123456789abcdef",
             "programId": "p", "userHash": "00", "user": {"v": "k", "n": "AA==", "c": "AA=="},
             "subjectHash": "00", "onDuplicate": "ignore", "status": "PENDING",
             "createdAt": t, "updatedAt": t
@@ -424,13 +604,13 @@ mod tests {
         use crate::auth::KeyOwner;
         let mut i = pending();
         assert!(
-            i.readable_by(&KeyOwner::parse("pk").unwrap()),
+            i.readable_by(&KeyOwner::parse("pk_0123456789abcdef").unwrap()),
             "no owner: the key"
         );
         assert!(!i.readable_by(&KeyOwner::parse("billing").unwrap()));
         i.owner = KeyOwner::parse("billing");
         assert!(i.readable_by(&KeyOwner::parse("billing").unwrap()));
-        assert!(!i.readable_by(&KeyOwner::parse("pk").unwrap()));
+        assert!(!i.readable_by(&KeyOwner::parse("pk_0123456789abcdef").unwrap()));
         assert!(!i.readable_by(&KeyOwner::parse("support").unwrap()));
     }
 
@@ -483,6 +663,35 @@ mod tests {
     }
 
     #[test]
+    fn only_a_waiting_issuance_is_polled_anchored_lost_timed_out_or_alerted_and_alerted_once() {
+        let t = Timestamp::from_millis(2_000);
+        let waiting = pending().accepted(answer(), false, t).unwrap();
+        assert!(pending().poll_claimed(t).is_err());
+        assert!(pending().onchain(t).is_err());
+        let claimed = waiting.clone().poll_claimed(t).unwrap();
+        assert_eq!(
+            (claimed.poll_attempts(), claimed.last_polled_at()),
+            (1, Some(t))
+        );
+        let issued = claimed.clone().onchain(t).unwrap();
+        assert_eq!(issued.status(), IssuanceStatus::Issued);
+        assert_eq!(issued.onchain_at(), Some(t));
+        assert!(issued.clone().lost("x".into(), t).is_err());
+        assert!(issued.clone().timed_out("x".into(), t).is_err());
+        assert!(issued.alerted(t).is_none(), "only a waiting record");
+        let lost = claimed.clone().lost("revoked".into(), t).unwrap();
+        assert_eq!(
+            (lost.status(), lost.reason()),
+            (IssuanceStatus::Failed, Some("revoked"))
+        );
+        let timed_out = claimed.clone().timed_out("late".into(), t).unwrap();
+        assert_eq!(timed_out.status(), IssuanceStatus::TimedOut);
+        let alerted = claimed.alerted(t).unwrap();
+        assert_eq!(alerted.alerted_at(), Some(t));
+        assert!(alerted.alerted(t).is_none(), "at most once");
+    }
+
+    #[test]
     fn a_lock_held_by_another_issuance_is_free_once_its_lease_ends() {
         let us = IssuanceId::derive("pk", "a");
         let them = IssuanceId::derive("pk", "b");
@@ -493,9 +702,11 @@ mod tests {
         );
         assert_eq!(lock.held_by_other(&us, Timestamp::from_millis(5_000)), None);
         assert_eq!(lock.held_by_other(&them, Timestamp::from_millis(1)), None);
-        let released = lock
-            .taken(&us, Timestamp::from_millis(9_000))
-            .released(&us, "s", "0x2");
+        let released = lock.taken(&us, Timestamp::from_millis(9_000)).released(
+            &us,
+            &Fingerprint::from_stored("s"),
+            "0x2",
+        );
         assert_eq!(released.held_by, None);
         assert_eq!(released.core_claim_hash.as_deref(), Some("0x2"));
     }

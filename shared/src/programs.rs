@@ -58,7 +58,7 @@ pub struct Violation {
 /// An issuance program.
 pub struct Program {
     /// The program id (`credentialId` at the platform).
-    pub id: String,
+    pub id: ProgramId,
     /// The CAK curve when the platform encrypts for this program.
     pub cak: Option<Curve>,
     /// Fields accepted only in `sensitiveData`.
@@ -142,6 +142,48 @@ pub enum ProgramError {
     BadExample(String),
 }
 
+/// A program id (`credentialId` at the platform): 1–128 characters of `A-Za-z0-9._:-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProgramId(String);
+
+impl ProgramId {
+    /// The id, if the platform would accept it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = !text.is_empty()
+            && text.len() <= 128
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
+        ok.then(|| Self(text.to_owned()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ProgramId {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text).ok_or_else(|| "not a program id".to_owned())
+    }
+}
+
+impl From<ProgramId> for String {
+    fn from(id: ProgramId) -> Self {
+        id.0
+    }
+}
+
+impl std::fmt::Display for ProgramId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Every configured program, by id.
 #[derive(Debug, Default)]
 pub struct Programs(BTreeMap<String, Program>);
@@ -153,15 +195,9 @@ impl Programs {
             serde_json::from_str(text).map_err(|e| ProgramError::Malformed(e.to_string()))?;
         let mut map = BTreeMap::new();
         for doc in docs {
-            let id_ok = !doc.id.is_empty()
-                && doc.id.len() <= 128
-                && doc
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
-            if !id_ok {
+            let Some(id) = ProgramId::parse(&doc.id) else {
                 return Err(ProgramError::BadId(doc.id));
-            }
+            };
             let validator = jsonschema::options()
                 .should_validate_formats(true)
                 .build(&doc.schema)
@@ -170,7 +206,7 @@ impl Programs {
                     reason: e.to_string(),
                 })?;
             let program = Program {
-                id: doc.id.clone(),
+                id,
                 cak: doc.cak.then_some(doc.curve),
                 sensitive_fields: doc.sensitive_fields,
                 on_duplicate: doc.on_duplicate,

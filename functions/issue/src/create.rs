@@ -13,13 +13,13 @@ use shared::error::{ApiError, ErrorType};
 use shared::http::Reply;
 use shared::idempotency::{Begin, Idempotency, IdempotencyKey, payload_digest};
 use shared::issuance::IssuanceId;
-use shared::pii::DocumentDigest;
+use shared::pii::{DocumentDigest, Fingerprint};
 use shared::platform::{Deadline, OnDuplicate};
 use shared::programs::{DuplicatePolicy, Program};
 use shared::redact::Pii;
 
 use crate::IssueDeps;
-use crate::flow::issue;
+use crate::flow::{IssueRequest, issue};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -110,20 +110,18 @@ pub async fn create(req: &Request, deps: &IssueDeps) -> Result<Response<Body>, A
             .saturating_sub(Duration::from_millis(500)),
     );
     let id = IssuanceId::derive(&caller_id, key.as_str());
-    match issue(
-        &id,
-        &caller,
+    let request = IssueRequest {
+        id: &id,
+        caller: &caller,
         body,
         program,
-        &protector,
-        &lease,
-        &idem,
+        protector: &protector,
+        lease: &lease,
+        idem: &idem,
         deadline,
         lease_until,
-        deps,
-    )
-    .await
-    {
+    };
+    match issue(request, deps).await {
         Ok(response) => Ok(response),
         Err(e) => {
             if let Err(release) = idem.release(&lease).await {
@@ -205,7 +203,7 @@ fn check(body: &IssueBody, program: &Program) -> Result<(), ApiError> {
 pub(crate) fn choose_on_duplicate(
     asked: Option<OnDuplicate>,
     policy: DuplicatePolicy,
-    previous: Option<&str>,
+    previous: Option<&Fingerprint>,
     now: &DocumentDigest,
 ) -> OnDuplicate {
     match (asked, policy) {

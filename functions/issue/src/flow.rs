@@ -13,13 +13,13 @@ use shared::error::{ApiError, ErrorType};
 use shared::http::Reply;
 use shared::idempotency::{Idempotency, Lease, StoredResponse};
 use shared::issuance::{
-    Accepted, Issuance, IssuanceId, IssuanceStatus, ResourceLock, poll_queue, subject_digest,
-    subject_key,
+    Accepted, Issuance, IssuanceId, IssuanceStatus, NewIssuance, ResourceLock, poll_queue,
+    subject_digest, subject_key,
 };
-use shared::pii::Protector;
+use shared::pii::{DocumentDigest, Fingerprint, IdHash, Protector};
 use shared::platform::{Deadline, IssueOnBehalf, OnDuplicate, PlatformError};
 use shared::programs::Program;
-use shared::store::{NewRecord, StoreError, Version, Write};
+use shared::store::{NewRecord, Record, RecordKey, StoreError, Version, Write};
 use zeroize::Zeroizing;
 
 use crate::IssueDeps;
@@ -46,12 +46,12 @@ fn to_record(id: &IssuanceId, issuance: &Issuance) -> Result<NewRecord, ApiError
     let data =
         serde_json::to_value(issuance).map_err(|e| internal("cannot encode the issuance", e))?;
     let mut record = NewRecord::new(key, data);
-    match issuance.status {
+    match issuance.status() {
         IssuanceStatus::WaitOnchain => {
-            record = record.due_at(poll_queue(), issuance.updated_at.plus(FIRST_POLL_AFTER));
+            record = record.due_at(poll_queue(), issuance.updated_at().plus(FIRST_POLL_AFTER));
         }
         IssuanceStatus::Pending | IssuanceStatus::UploadPending => {
-            let until = issuance.lease_until.unwrap_or(issuance.updated_at);
+            let until = issuance.lease_until().unwrap_or(issuance.updated_at());
             record = record.due_at(poll_queue(), until.plus(RECONCILE_GRACE));
         }
         _ => {}
@@ -81,7 +81,9 @@ struct Job<'a> {
     /// The (user, program) record: the resource lock and the last issued credential.
     lock: ResourceLock,
     lock_version: Option<Version>,
-    subj_key: shared::store::RecordKey,
+    subj_key: RecordKey,
+    /// Whether the request carries documents to encrypt and upload.
+    has_documents: bool,
 }
 
 /// What the first step found.
@@ -92,36 +94,117 @@ enum Start {
     Upload,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One issuance request, checked by the handler and holding its idempotency lease.
+pub(crate) struct IssueRequest<'a> {
+    pub id: &'a IssuanceId,
+    pub caller: &'a Caller,
+    pub body: IssueBody,
+    pub program: &'a Program,
+    pub protector: &'a Protector,
+    pub lease: &'a Lease,
+    pub idem: &'a Idempotency<'a>,
+    pub deadline: Deadline,
+    pub lease_until: Timestamp,
+}
+
+/// What the request is about, derived once: the record keys and the keyed fingerprints.
+struct Subject {
+    record_key: RecordKey,
+    user_hash: IdHash,
+    digest: DocumentDigest,
+    lock_key: RecordKey,
+    has_documents: bool,
+}
+
+/// What step 1 read: the issuance record, if any, and the (user, program) lock.
+struct Found {
+    existing: Option<Record>,
+    lock: ResourceLock,
+    lock_version: Option<Version>,
+}
+
+/// What step 1 decided.
+enum Plan {
+    /// The platform accepted this issuance already: answer from the record, call nothing.
+    Answer(Issuance),
+    /// Take the record (create it, or replace it at `expected`) and go on with `start`.
+    Take {
+        issuance: Issuance,
+        expected: Option<Version>,
+        start: Start,
+    },
+}
+
+/// Issues the credential of `request` (docs/architecture.md §5): read, take, call, persist,
+/// upload, commit — each step leaving a state a retry or the reconciler can finish.
 pub(crate) async fn issue(
-    id: &IssuanceId,
-    caller: &Caller,
-    body: IssueBody,
-    program: &Program,
-    protector: &Protector,
-    lease: &Lease,
-    idem: &Idempotency<'_>,
-    deadline: Deadline,
-    lease_until: Timestamp,
+    request: IssueRequest<'_>,
     deps: &IssueDeps,
 ) -> Result<Response<Body>, ApiError> {
+    let subject = Subject::of(&request)?;
+    let found = read_state(&subject, deps).await?;
     let now = deps.clock.now();
-    let record_key = id.record_key().map_err(|e| internal("bad record key", e))?;
-    let user_hash = protector.hash(body.user.email.expose());
-    let subject = subject_digest(protector, &body.credential_subject);
-    let subj_key =
-        subject_key(&user_hash, &program.id).map_err(|e| internal("bad subject key", e))?;
-    let has_documents = body.sensitive_data.as_ref().is_some_and(|d| !d.is_empty());
+    if let Some(until) = found.lock.held_by_other(request.id, now) {
+        // AC-112: one issuance job per (user, program) at a time, whatever its key.
+        return Err(ApiError::new(
+            ErrorType::Conflict,
+            "another issuance for this user and program is in progress; retry later",
+        )
+        .with_retry_after(until.since(now).as_secs().max(1)));
+    }
+    match plan(&request, &subject, &found, now)? {
+        Plan::Answer(earlier) => {
+            let response = accepted_response(request.id, &earlier);
+            request
+                .idem
+                .complete(request.lease, &response)
+                .await
+                .map_err(|e| e.to_api_error())?;
+            Ok(Reply::json(202, &response.body).build())
+        }
+        Plan::Take {
+            issuance,
+            expected,
+            start,
+        } => {
+            let job = take(&request, subject, found, issuance, expected, deps).await?;
+            job.run(start, request.body).await
+        }
+    }
+}
 
-    // Step 1: the issuance record and the (user, program) lock, read together.
+impl Subject {
+    fn of(request: &IssueRequest<'_>) -> Result<Self, ApiError> {
+        let user_hash = request.protector.hash(request.body.user.email.expose());
+        let lock_key = subject_key(&user_hash, &request.program.id)
+            .map_err(|e| internal("bad subject key", e))?;
+        Ok(Self {
+            record_key: request
+                .id
+                .record_key()
+                .map_err(|e| internal("bad record key", e))?,
+            digest: subject_digest(request.protector, &request.body.credential_subject),
+            user_hash,
+            lock_key,
+            has_documents: request
+                .body
+                .sensitive_data
+                .as_ref()
+                .is_some_and(|d| !d.is_empty()),
+        })
+    }
+}
+
+/// Step 1: the issuance record and the (user, program) lock, read together.
+async fn read_state(subject: &Subject, deps: &IssueDeps) -> Result<Found, ApiError> {
     let existing = deps
         .store
-        .get(&record_key)
+        .get(&subject.record_key)
         .await
         .map_err(|e| internal("cannot read the issuance record", e))?;
     let lock_record = deps
         .store
-        .get(&subj_key)
+        .get(&subject.lock_key)
         .await
         .map_err(|e| internal("cannot read the subject record", e))?;
     let (lock, lock_version) = match &lock_record {
@@ -131,97 +214,102 @@ pub(crate) async fn issue(
         ),
         None => (ResourceLock::default(), None),
     };
-    if let Some(until) = lock.held_by_other(id, now) {
-        // AC-112: one issuance job per (user, program) at a time, whatever its key.
-        return Err(ApiError::new(
-            ErrorType::Conflict,
-            "another issuance for this user and program is in progress; retry later",
-        )
-        .with_retry_after(until.since(now).as_secs().max(1)));
-    }
+    Ok(Found {
+        existing,
+        lock,
+        lock_version,
+    })
+}
 
-    let (issuance, expected, start) = match existing {
-        None => {
-            let on_duplicate = choose_on_duplicate(
-                body.on_duplicate,
-                program.on_duplicate,
-                lock.subject_hash.as_deref(),
-                &subject,
-            );
-            let sealed = protector
-                .seal(&body.user.email, record_key.as_str())
-                .map_err(|e| internal("cannot seal the user", e))?;
-            let issuance = Issuance {
-                issuance_id: id.clone(),
-                caller: caller.key_id.as_str().to_owned(),
-                owner: Some(caller.family.clone()),
-                program_id: program.id.clone(),
-                user_hash: user_hash.clone(),
+/// Step 1, decided: a new record, an earlier one to resume, or an answer from the record.
+fn plan(
+    request: &IssueRequest<'_>,
+    subject: &Subject,
+    found: &Found,
+    now: Timestamp,
+) -> Result<Plan, ApiError> {
+    let Some(old) = &found.existing else {
+        let on_duplicate = choose_on_duplicate(
+            request.body.on_duplicate,
+            request.program.on_duplicate,
+            found.lock.subject_hash.as_ref(),
+            &subject.digest,
+        );
+        let sealed = request
+            .protector
+            .seal(&request.body.user.email, subject.record_key.as_str())
+            .map_err(|e| internal("cannot seal the user", e))?;
+        let issuance = Issuance::pending(
+            NewIssuance {
+                issuance_id: request.id.clone(),
+                caller: request.caller.key_id.clone(),
+                owner: Some(request.caller.family.clone()),
+                program_id: request.program.id.clone(),
+                user_hash: subject.user_hash.clone(),
                 user: sealed,
-                subject_hash: subject.as_str().to_owned(),
-                on_duplicate: on_duplicate_name(on_duplicate).to_owned(),
-                status: IssuanceStatus::Pending,
-                core_claim_hash: None,
-                storage_id: None,
-                reason: None,
-                created_at: now,
-                updated_at: now,
-                wait_onchain_since: None,
-                onchain_at: None,
-                poll_attempts: 0,
-                last_polled_at: None,
-                alerted_at: None,
-                user_uuid: None,
-                cak_public_key: None,
-                previous_core_claim_hash: lock.core_claim_hash.clone(),
-                lease_until: Some(lease_until),
-            };
-            (issuance, None, Start::Issue { resolve: false })
-        }
-        Some(old) => {
-            let earlier: Issuance = serde_json::from_value(old.data.clone())
-                .map_err(|e| internal("unreadable issuance record", e))?;
-            // The same Idempotency-Key must mean the same issuance, even once the idempotency
-            // record itself has been released or has expired.
-            // Only its documents are missing: a retry without them is another payload.
-            let documents_differ = earlier.core_claim_hash.is_some()
-                && matches!(
-                    earlier.status,
-                    IssuanceStatus::UploadPending | IssuanceStatus::Abandoned
-                )
-                && !has_documents;
-            if earlier.user_hash != user_hash
-                || !subject.matches(&earlier.subject_hash)
-                || earlier.program_id != program.id
-                || documents_differ
-            {
-                return Err(ApiError::new(
-                    ErrorType::IdempotencyKeyReused,
-                    "this Idempotency-Key was used with a different payload",
-                ));
-            }
-            match earlier.status {
-                IssuanceStatus::WaitOnchain | IssuanceStatus::Issued | IssuanceStatus::TimedOut => {
-                    // The platform accepted it already: answer from the record, call nothing.
-                    let response = accepted_response(id, &earlier);
-                    idem.complete(lease, &response)
-                        .await
-                        .map_err(|e| e.to_api_error())?;
-                    return Ok(Reply::json(202, &response.body).build());
-                }
-                _ => {}
-            }
-            let start = if earlier.core_claim_hash.is_some() {
-                Start::Upload
-            } else {
-                // It may have reached the platform: resolve before anything else.
-                Start::Issue { resolve: true }
-            };
-            (earlier.leased(lease_until, now), Some(old.version), start)
-        }
+                subject_hash: Fingerprint::from(&subject.digest),
+                on_duplicate,
+                previous_core_claim_hash: found.lock.core_claim_hash.clone(),
+            },
+            request.lease_until,
+            now,
+        );
+        return Ok(Plan::Take {
+            issuance,
+            expected: None,
+            start: Start::Issue { resolve: false },
+        });
     };
+    let earlier: Issuance = serde_json::from_value(old.data.clone())
+        .map_err(|e| internal("unreadable issuance record", e))?;
+    // The same Idempotency-Key must mean the same issuance, even once the idempotency record
+    // itself has been released or has expired. Only its documents are missing: a retry without
+    // them is another payload.
+    let documents_differ = earlier.core_claim_hash().is_some()
+        && matches!(
+            earlier.status(),
+            IssuanceStatus::UploadPending | IssuanceStatus::Abandoned
+        )
+        && !subject.has_documents;
+    if earlier.user_hash != subject.user_hash
+        || !subject.digest.matches(&earlier.subject_hash)
+        || earlier.program_id != request.program.id
+        || documents_differ
+    {
+        return Err(ApiError::new(
+            ErrorType::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different payload",
+        ));
+    }
+    if matches!(
+        earlier.status(),
+        IssuanceStatus::WaitOnchain | IssuanceStatus::Issued | IssuanceStatus::TimedOut
+    ) {
+        return Ok(Plan::Answer(earlier));
+    }
+    let start = if earlier.core_claim_hash().is_some() {
+        Start::Upload
+    } else {
+        // It may have reached the platform: resolve before anything else.
+        Start::Issue { resolve: true }
+    };
+    Ok(Plan::Take {
+        issuance: earlier.leased(request.lease_until, now),
+        expected: Some(old.version),
+        start,
+    })
+}
 
-    // Step 2: take the record and the lock in one atomic write, before any platform call.
+/// Step 2: the record and the lock taken in one atomic write, before any platform call.
+async fn take<'a>(
+    request: &IssueRequest<'a>,
+    subject: Subject,
+    found: Found,
+    issuance: Issuance,
+    expected: Option<Version>,
+    deps: &'a IssueDeps,
+) -> Result<Job<'a>, ApiError> {
+    let id = request.id;
     let issuance_write = match expected {
         None => Write::Create(to_record(id, &issuance)?),
         Some(v) => Write::Replace {
@@ -229,86 +317,31 @@ pub(crate) async fn issue(
             expected: v,
         },
     };
-    let lock_write = lock_write(&subj_key, lock.clone().taken(id, lease_until), lock_version)?;
+    let lock_write = lock_write(
+        &subject.lock_key,
+        found.lock.clone().taken(id, request.lease_until),
+        found.lock_version,
+    )?;
     let version = version_after(&issuance_write);
-    let lock_version_now = version_after(&lock_write);
+    let lock_version = version_after(&lock_write);
     deps.store
         .write_all(vec![issuance_write, lock_write])
         .await
         .map_err(|e| conflict_or_internal("cannot take the issuance record and its lock", e))?;
-
-    let mut job = Job {
+    Ok(Job {
         id,
-        program,
+        program: request.program,
         deps,
-        idem,
-        lease,
-        deadline,
+        idem: request.idem,
+        lease: request.lease,
+        deadline: request.deadline,
         issuance,
         version,
-        lock,
-        lock_version: Some(lock_version_now),
-        subj_key,
-    };
-    let email = body.user.email.expose().as_str();
-    match start {
-        Start::Issue { resolve } => {
-            let request = IssueOnBehalf {
-                issuer_did: deps.config.issuer_did.clone(),
-                credential_id: program.id.clone(),
-                credential_subject: body.credential_subject,
-                on_duplicate: parse_on_duplicate(&job.issuance.on_duplicate),
-            };
-            let answer = job.call_platform(email, request, resolve).await?;
-            // Step 3: the platform's answer is persisted before any further call.
-            let upload = has_documents && program.cak.is_some();
-            if !upload {
-                let next = job
-                    .issuance
-                    .clone()
-                    .accepted(answer, false, deps.clock.now())
-                    .map_err(|e| internal("invalid transition", e))?;
-                return job.commit(next).await;
-            }
-            let next = job
-                .issuance
-                .clone()
-                .accepted(answer, true, deps.clock.now())
-                .map_err(|e| internal("invalid transition", e))?;
-            job.save(next).await?;
-        }
-        Start::Upload => {}
-    }
-
-    // Step 4: encrypt to the stored CAK key, upload, forget the plaintext.
-    let Some(data) = body.sensitive_data.filter(|d| !d.is_empty()) else {
-        return Err(ApiError::new(
-            ErrorType::IdempotencyKeyReused,
-            "this Idempotency-Key was used with a different payload",
-        ));
-    };
-    let stored = job.upload(email, data).await?;
-    let next = job
-        .issuance
-        .clone()
-        .uploaded(stored, deps.clock.now())
-        .map_err(|e| internal("invalid transition", e))?;
-    job.commit(next).await
-}
-
-fn on_duplicate_name(o: OnDuplicate) -> &'static str {
-    match o {
-        OnDuplicate::Ignore => "ignore",
-        OnDuplicate::Revoke => "revoke",
-    }
-}
-
-fn parse_on_duplicate(text: &str) -> OnDuplicate {
-    if text == "revoke" {
-        OnDuplicate::Revoke
-    } else {
-        OnDuplicate::Ignore
-    }
+        lock: found.lock,
+        lock_version: Some(lock_version),
+        subj_key: subject.lock_key,
+        has_documents: subject.has_documents,
+    })
 }
 
 fn lock_write(
@@ -327,16 +360,56 @@ fn lock_write(
 fn accepted_response(id: &IssuanceId, issuance: &Issuance) -> StoredResponse {
     let mut body = json!({
         "issuanceId": id.as_str(),
-        "status": issuance.status,
-        "coreClaimHash": issuance.core_claim_hash,
+        "status": issuance.status(),
+        "coreClaimHash": issuance.core_claim_hash(),
     });
-    if let (Some(storage), Some(map)) = (&issuance.storage_id, body.as_object_mut()) {
+    if let (Some(storage), Some(map)) = (issuance.storage_id(), body.as_object_mut()) {
         map.insert("storageId".into(), json!(storage));
     }
     StoredResponse { status: 202, body }
 }
 
 impl Job<'_> {
+    /// Steps 3 and 4: the platform call with its answer persisted before any further call, the
+    /// upload, and the final write.
+    async fn run(mut self, start: Start, body: IssueBody) -> Result<Response<Body>, ApiError> {
+        let email = body.user.email.expose().as_str();
+        if let Start::Issue { resolve } = start {
+            let request = IssueOnBehalf {
+                issuer_did: self.deps.config.issuer_did.clone(),
+                credential_id: self.program.id.to_string(),
+                credential_subject: body.credential_subject,
+                on_duplicate: self.issuance.on_duplicate,
+            };
+            let answer = self.call_platform(email, request, resolve).await?;
+            // Step 3: the platform's answer is persisted before any further call.
+            let upload = self.has_documents && self.program.cak.is_some();
+            let next = self
+                .issuance
+                .clone()
+                .accepted(answer, upload, self.deps.clock.now())
+                .map_err(|e| internal("invalid transition", e))?;
+            if !upload {
+                return self.commit(next).await;
+            }
+            self.save(next).await?;
+        }
+        // Step 4: encrypt to the stored CAK key, upload, forget the plaintext.
+        let Some(data) = body.sensitive_data.filter(|d| !d.is_empty()) else {
+            return Err(ApiError::new(
+                ErrorType::IdempotencyKeyReused,
+                "this Idempotency-Key was used with a different payload",
+            ));
+        };
+        let stored = self.upload(email, data).await?;
+        let next = self
+            .issuance
+            .clone()
+            .uploaded(stored, self.deps.clock.now())
+            .map_err(|e| internal("invalid transition", e))?;
+        self.commit(next).await
+    }
+
     /// Replaces the issuance record at the version this request last wrote.
     async fn save(&mut self, next: Issuance) -> Result<(), ApiError> {
         let write = Write::Replace {
@@ -384,7 +457,7 @@ impl Job<'_> {
                 Ok(issued)
                     if (unconfirmed || issued.after_unconfirmed)
                         && intent == OnDuplicate::Revoke
-                        && self.issuance.previous_core_claim_hash.as_deref()
+                        && self.issuance.previous_core_claim_hash()
                             == Some(issued.core_claim_hash.as_str()) =>
                 {
                     request.on_duplicate = OnDuplicate::Revoke;
@@ -403,8 +476,8 @@ impl Job<'_> {
                     after_unconfirmed,
                 }) => {
                     let ambiguous = unconfirmed || after_unconfirmed;
-                    let untouched = self.issuance.previous_core_claim_hash.as_deref()
-                        == Some(core_claim_hash.as_str());
+                    let untouched =
+                        self.issuance.previous_core_claim_hash() == Some(core_claim_hash.as_str());
                     if ambiguous && intent == OnDuplicate::Revoke && untouched {
                         // The earlier attempt did nothing: the user still holds the old one.
                         tracing::info!(
@@ -448,7 +521,7 @@ impl Job<'_> {
                 }
             };
             // The record says what was finally sent.
-            self.issuance.on_duplicate = on_duplicate_name(request.on_duplicate).to_owned();
+            self.issuance.on_duplicate = request.on_duplicate;
             return Ok(accepted);
         }
     }
@@ -482,8 +555,8 @@ impl Job<'_> {
     async fn upload(&self, email: &str, mut data: Map<String, Value>) -> Result<String, ApiError> {
         let (Some(curve), Some(hex), Some(hash)) = (
             self.program.cak,
-            self.issuance.cak_public_key.clone(),
-            self.issuance.core_claim_hash.clone(),
+            self.issuance.cak_public_key().map(str::to_owned),
+            self.issuance.core_claim_hash().map(str::to_owned),
         ) else {
             return Err(ApiError::new(
                 ErrorType::Conflict,
@@ -532,7 +605,7 @@ impl Job<'_> {
     /// The last write: the record queued for the poller, the stored response and the released
     /// lock remembering what was issued, all at once.
     async fn commit(&mut self, next: Issuance) -> Result<Response<Body>, ApiError> {
-        let hash = next.core_claim_hash.clone().unwrap_or_default();
+        let hash = next.core_claim_hash().unwrap_or_default().to_owned();
         let response = accepted_response(self.id, &next);
         let issuance_write = Write::Replace {
             record: to_record(self.id, &next)?,
@@ -567,8 +640,8 @@ impl Job<'_> {
             issuance_id = self.id.as_str(),
             program = self.program.id.as_str(),
             core_claim_hash = hash.as_str(),
-            on_duplicate = next.on_duplicate.as_str(),
-            cak = next.storage_id.is_some(),
+            on_duplicate = ?next.on_duplicate,
+            cak = next.storage_id().is_some(),
             "credential issued on behalf of a user"
         );
         self.deps.recorder.emit(

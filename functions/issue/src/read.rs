@@ -46,14 +46,14 @@ pub async fn read(req: &Request, id: &str, deps: &IssueDeps) -> Result<Response<
         &json!({
             "issuanceId": issuance.issuance_id.as_str(),
             "programId": issuance.program_id,
-            "status": issuance.status,
-            "coreClaimHash": issuance.core_claim_hash,
+            "status": issuance.status(),
+            "coreClaimHash": issuance.core_claim_hash(),
             "createdAt": issuance.created_at.to_rfc3339(),
-            "updatedAt": issuance.updated_at.to_rfc3339(),
-            "waitOnchainSince": ts(issuance.wait_onchain_since),
-            "onchainAt": ts(issuance.onchain_at),
+            "updatedAt": issuance.updated_at().to_rfc3339(),
+            "waitOnchainSince": ts(issuance.wait_onchain_since()),
+            "onchainAt": ts(issuance.onchain_at()),
             "waitOnchainSeconds": issuance.wait_onchain_seconds(now),
-            "reason": issuance.reason,
+            "reason": issuance.reason(),
         }),
     )
     .build())

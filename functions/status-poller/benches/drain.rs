@@ -81,12 +81,10 @@ impl DueRecords for Counting {
 async fn at_attempt(w: &World, ids: &[shared::issuance::IssuanceId], attempts: u32) {
     futures::stream::iter(ids)
         .for_each_concurrent(16, |id| async move {
-            let (record, mut issuance): (Record, Issuance) = w.record(id).await;
-            issuance.poll_attempts = attempts;
-            let mut next = shared::store::NewRecord::new(
-                record.key.clone(),
-                serde_json::to_value(&issuance).unwrap(),
-            );
+            let (record, _): (Record, Issuance) = w.record(id).await;
+            let mut data = record.data.clone();
+            data["pollAttempts"] = serde_json::json!(attempts);
+            let mut next = shared::store::NewRecord::new(record.key.clone(), data);
             next.due = record.due.clone();
             w.store
                 .write(Write::Replace {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use shared::clock::Timestamp;
-use shared::issuance::{Issuance, IssuanceStatus, poll_queue};
+use shared::issuance::{InvalidTransition, Issuance, IssuanceStatus, poll_queue};
 use shared::platform::{Deadline, PlatformError, VcState, VcStatus};
 use shared::store::{
     Cursor, Due, DueRecords, NewRecord, QueueName, Record, RecordKey, StoreError, Version, Write,
@@ -242,6 +242,8 @@ enum ErrorKind {
     LeaseLost,
     /// An unreadable record in the queue.
     CorruptRecord,
+    /// A transition the record's state machine refused (a bug: the state was checked first).
+    InvalidTransition,
 }
 
 impl ErrorKind {
@@ -252,6 +254,7 @@ impl ErrorKind {
             Self::Store => "store",
             Self::LeaseLost => "lease_lost",
             Self::CorruptRecord => "corrupt_record",
+            Self::InvalidTransition => "invalid_transition",
         }
     }
 }
@@ -415,7 +418,7 @@ async fn apply(
 /// Takes one listed record through claim, poll and outcome.
 async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
     let policy = &deps.policy;
-    let mut issuance: Issuance = match serde_json::from_value(record.data.clone()) {
+    let issuance: Issuance = match serde_json::from_value(record.data.clone()) {
         Ok(i) => i,
         Err(e) => {
             // Never polled again, never silently: it leaves the queue with an error line.
@@ -439,14 +442,14 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
     let id = issuance.issuance_id.as_str().to_owned();
 
     if matches!(
-        issuance.status,
+        issuance.status(),
         IssuanceStatus::Pending | IssuanceStatus::UploadPending
     ) {
         return reconcile(deps, &record, issuance, ctx).await;
     }
 
-    if issuance.status != IssuanceStatus::WaitOnchain {
-        tracing::warn!(issuance_id = id.as_str(), status = ?issuance.status,
+    if issuance.status() != IssuanceStatus::WaitOnchain {
+        tracing::warn!(issuance_id = id.as_str(), status = ?issuance.status(),
             "record in the poll queue is not waiting; taking it out of the queue");
         let write = rewrite(&record, &issuance, &ctx.queue, None, record.version);
         return match apply(deps, &record.key, write).await {
@@ -455,16 +458,18 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
         };
     }
 
-    let Some(hash) = issuance.core_claim_hash.clone() else {
-        let now = deps.clock.now();
-        issuance.status = IssuanceStatus::Failed;
-        issuance.reason = Some("accepted without a coreClaimHash: nothing to poll".to_owned());
-        issuance.updated_at = now;
+    let Some(hash) = issuance.core_claim_hash().map(str::to_owned) else {
+        let Ok(failed) = issuance.lost(
+            "accepted without a coreClaimHash: nothing to poll".to_owned(),
+            deps.clock.now(),
+        ) else {
+            return Outcome::error(ErrorKind::InvalidTransition);
+        };
         tracing::error!(
             issuance_id = id.as_str(),
             "waiting record without a coreClaimHash; marked FAILED"
         );
-        let write = rewrite(&record, &issuance, &ctx.queue, None, record.version);
+        let write = rewrite(&record, &failed, &ctx.queue, None, record.version);
         return match apply(deps, &record.key, write).await {
             Ok(_) => Outcome::new(Fate::Failed),
             Err(failed) => failed.skipped_or_error(),
@@ -473,11 +478,11 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
 
     // The claim: the attempt is counted and the record leaves the due set for the lease.
     let claimed_at = deps.clock.now();
-    let attempt = issuance.poll_attempts.saturating_add(1);
-    let backoff = policy.backoff(attempt);
+    let Ok(issuance) = issuance.poll_claimed(claimed_at) else {
+        return Outcome::error(ErrorKind::InvalidTransition);
+    };
+    let backoff = policy.backoff(issuance.poll_attempts());
     let claim_due = claimed_at.plus(backoff.max(policy.lease));
-    issuance.poll_attempts = attempt;
-    issuance.last_polled_at = Some(claimed_at);
     let write = rewrite(
         &record,
         &issuance,
@@ -492,42 +497,36 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
 
     let answer = deps.platform.status(&hash, ctx.poll_deadline()).await;
     let now = deps.clock.now();
-    let since = issuance.wait_onchain_since.unwrap_or(issuance.created_at);
+    let since = issuance.wait_onchain_since().unwrap_or(issuance.created_at);
     let waited = now.since(since);
     let mut outcome = Outcome::new(Fate::Waiting);
     outcome.polled = true;
 
     // What the answer means for the record: a final state, or the wait before the next poll.
+    let lost = |reason: String| issuance.clone().lost(reason, now);
     let last = match &answer {
         Ok(VcStatus {
             vc_status: VcState::Onchain,
             ..
         }) => {
-            issuance.status = IssuanceStatus::Issued;
-            issuance.onchain_at = Some(now);
-            issuance.reason = None;
-            issuance.updated_at = now;
             outcome.fate = Fate::Issued(waited);
-            return finish(deps, &record, &issuance, ctx, None, claimed, outcome).await;
+            let next = issuance.clone().onchain(now);
+            return finish_with(deps, &record, next, ctx, claimed, outcome).await;
         }
         Ok(VcStatus {
             vc_status: VcState::Revoked,
             ..
         }) => {
-            issuance.status = IssuanceStatus::Failed;
-            issuance.reason = Some(
+            outcome.fate = Fate::Failed;
+            let next = lost(
                 "the platform reports the credential REVOKED: it will never be anchored".into(),
             );
-            issuance.updated_at = now;
-            outcome.fate = Fate::Failed;
-            return finish(deps, &record, &issuance, ctx, None, claimed, outcome).await;
+            return finish_with(deps, &record, next, ctx, claimed, outcome).await;
         }
         Err(e @ PlatformError::NotFound { .. }) => {
-            issuance.status = IssuanceStatus::Failed;
-            issuance.reason = Some(format!("the platform does not know this credential: {e}"));
-            issuance.updated_at = now;
             outcome.fate = Fate::Failed;
-            return finish(deps, &record, &issuance, ctx, None, claimed, outcome).await;
+            let next = lost(format!("the platform does not know this credential: {e}"));
+            return finish_with(deps, &record, next, ctx, claimed, outcome).await;
         }
         Ok(VcStatus {
             vc_status: VcState::WaitOnchain,
@@ -550,14 +549,12 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
     };
 
     if waited >= policy.give_up_after {
-        issuance.status = IssuanceStatus::TimedOut;
-        issuance.reason = Some(format!(
+        let reason = format!(
             "not ONCHAIN {} s after the platform accepted it (give-up limit {} s; last poll: \
              {last}); not re-issued automatically",
             waited.as_secs(),
             policy.give_up_after.as_secs()
-        ));
-        issuance.updated_at = now;
+        );
         tracing::error!(
             issuance_id = id.as_str(),
             core_claim_hash = hash.as_str(),
@@ -565,20 +562,28 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
             "credential timed out waiting for ONCHAIN; it will not be polled or re-issued again"
         );
         outcome.fate = Fate::TimedOut;
-        return finish(deps, &record, &issuance, ctx, None, claimed, outcome).await;
+        let next = issuance.timed_out(reason, now);
+        return finish_with(deps, &record, next, ctx, claimed, outcome).await;
     }
 
-    if waited >= policy.alert_after && issuance.alerted_at.is_none() {
-        issuance.alerted_at = Some(now);
-        outcome.alerted = true;
-        tracing::warn!(
-            issuance_id = id.as_str(),
-            core_claim_hash = hash.as_str(),
-            waited_seconds = waited.as_secs(),
-            alert_after_seconds = policy.alert_after.as_secs(),
-            "credential still WAIT_ONCHAIN past the alert threshold"
-        );
-    }
+    let issuance = if waited >= policy.alert_after {
+        match issuance.clone().alerted(now) {
+            Some(alerted) => {
+                outcome.alerted = true;
+                tracing::warn!(
+                    issuance_id = id.as_str(),
+                    core_claim_hash = hash.as_str(),
+                    waited_seconds = waited.as_secs(),
+                    alert_after_seconds = policy.alert_after.as_secs(),
+                    "credential still WAIT_ONCHAIN past the alert threshold"
+                );
+                alerted
+            }
+            None => issuance,
+        }
+    } else {
+        issuance
+    };
     let wait = match &answer {
         Err(PlatformError::RateLimited {
             retry_after: Some(after),
@@ -615,14 +620,14 @@ async fn reconcile(
 ) -> Outcome {
     let now = deps.clock.now();
     if issuance.lease_live(now) {
-        let until = issuance.lease_until.unwrap_or(now);
+        let until = issuance.lease_until().unwrap_or(now);
         let write = rewrite(record, &issuance, &ctx.queue, Some(until), record.version);
         return match apply(deps, &record.key, write).await {
             Ok(_) => Outcome::new(Fate::Skipped),
             Err(failed) => failed.skipped_or_error(),
         };
     }
-    let from = issuance.status;
+    let from = issuance.status();
     let id = issuance.issuance_id.as_str().to_owned();
     let Ok(abandoned) = issuance.abandoned(now) else {
         return Outcome::new(Fate::Skipped);
@@ -637,8 +642,8 @@ async fn reconcile(
             tracing::error!(
                 issuance_id = id.as_str(),
                 from,
-                core_claim_hash = abandoned.core_claim_hash.as_deref().unwrap_or("-"),
-                reason = abandoned.reason.as_deref().unwrap_or("-"),
+                core_claim_hash = abandoned.core_claim_hash().unwrap_or("-"),
+                reason = abandoned.reason().unwrap_or("-"),
                 "unfinished issuance abandoned by its request"
             );
             deps.recorder
@@ -650,6 +655,24 @@ async fn reconcile(
 }
 
 /// Writes the poll's outcome at the claim's version.
+/// [`finish`] with the final state `next`, or an error when the state machine refused it.
+async fn finish_with(
+    deps: &PollerDeps,
+    record: &Record,
+    next: Result<Issuance, InvalidTransition>,
+    ctx: &RunCtx,
+    claimed: Version,
+    outcome: Outcome,
+) -> Outcome {
+    match next {
+        Ok(next) => finish(deps, record, &next, ctx, None, claimed, outcome).await,
+        Err(e) => {
+            tracing::error!(record = %record.key, error = %e, "refused transition; the record is left as claimed");
+            Outcome::error(ErrorKind::InvalidTransition)
+        }
+    }
+}
+
 async fn finish(
     deps: &PollerDeps,
     record: &Record,
@@ -665,9 +688,9 @@ async fn finish(
             if let Fate::Issued(waited) = outcome.fate {
                 tracing::info!(
                     issuance_id = issuance.issuance_id.as_str(),
-                    core_claim_hash = issuance.core_claim_hash.as_deref().unwrap_or("-"),
+                    core_claim_hash = issuance.core_claim_hash().unwrap_or("-"),
                     wait_onchain_seconds = waited.as_secs_f64(),
-                    attempts = issuance.poll_attempts,
+                    attempts = issuance.poll_attempts(),
                     "credential ONCHAIN: issued"
                 );
             }

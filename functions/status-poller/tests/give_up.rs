@@ -44,12 +44,12 @@ async fn a_long_wait_warns_once_then_times_out_and_is_never_polled_or_reissued_a
     assert_eq!(calls_after_timeout, 0, "never polled again");
     assert_eq!(w.issue_calls(), 1, "never re-issued");
     let (record, issuance) = w.record(&id).await;
-    assert_eq!(issuance.status, IssuanceStatus::TimedOut);
+    assert_eq!(issuance.status(), IssuanceStatus::TimedOut);
     assert!(record.due.is_none(), "out of the poll queue");
-    let reason = issuance.reason.unwrap();
+    let reason = issuance.reason().unwrap();
     assert!(reason.contains("give-up limit 3600 s"), "{reason}");
     assert!(reason.contains("not re-issued automatically"), "{reason}");
-    assert!(issuance.alerted_at.is_some());
+    assert!(issuance.alerted_at().is_some());
     assert_eq!(w.metric("WaitOnchainAlerts"), 1.0);
     assert_eq!(w.metric("CredentialsTimedOut"), 1.0);
     assert_eq!(w.metric("CredentialsIssued"), 0.0);

@@ -392,8 +392,35 @@ impl DocumentDigest {
     /// Whether `stored` (a fingerprint from a record) is this document's: its keyed form, or the
     /// plain SHA-256 that records written before keyed fingerprints hold.
     #[must_use]
-    pub fn matches(&self, stored: &str) -> bool {
-        stored == self.keyed || stored == self.unkeyed
+    pub fn matches(&self, stored: &Fingerprint) -> bool {
+        stored.0 == self.keyed || stored.0 == self.unkeyed
+    }
+}
+
+/// A fingerprint as a record stores it: the keyed form of a [`DocumentDigest`] (or, in records
+/// written before fingerprints were keyed, the plain SHA-256). Compared only through
+/// [`DocumentDigest::matches`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// A fingerprint as a record holds it (any text: an unknown one matches no document).
+    #[must_use]
+    pub fn from_stored(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The stored text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&DocumentDigest> for Fingerprint {
+    fn from(digest: &DocumentDigest) -> Self {
+        Self(digest.keyed.clone())
     }
 }
 

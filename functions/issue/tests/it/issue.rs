@@ -33,11 +33,8 @@ async fn sensitive_data_is_encrypted_to_the_cak_on_both_curves_and_decrypts_at_t
         assert_eq!(status, 202, "{answer}");
         assert_eq!(answer["status"], "WAIT_ONCHAIN");
         let issuance = record(&w, answer["issuanceId"].as_str().unwrap()).await;
-        assert_eq!(
-            issuance.core_claim_hash.as_deref(),
-            answer["coreClaimHash"].as_str()
-        );
-        let storage = issuance.storage_id.expect("the ciphertext was uploaded");
+        assert_eq!(issuance.core_claim_hash(), answer["coreClaimHash"].as_str());
+        let storage = issuance.storage_id().expect("the ciphertext was uploaded");
         let (code, plaintext) = w
             .sim_get(&format!("/sim/ciphertexts/{storage}/plaintext"))
             .await;
@@ -154,7 +151,7 @@ async fn a_retry_after_a_crash_finishes_the_issuance_exactly_once() {
         "the existing credential is adopted"
     );
     let issuance = record(&w, answer["issuanceId"].as_str().unwrap()).await;
-    assert_eq!(issuance.on_duplicate, "ignore");
+    assert_eq!(issuance.on_duplicate, OnDuplicate::Ignore);
     let state = w
         .deps
         .platform
@@ -184,12 +181,16 @@ async fn the_subject_is_kept_as_a_keyed_fingerprint_and_a_plain_one_from_before_
         b["credentialSubject"].to_string().as_bytes(),
     ));
     assert_ne!(
-        first.subject_hash, plain,
+        first.subject_hash.as_str(),
+        plain,
         "a plain hash can be confirmed by a guess"
     );
     let protector = w.deps.data_keys.protector().await.unwrap();
-    let lock_key =
-        shared::issuance::subject_key(&protector.hash("legacy@example.com"), "kyc-basic").unwrap();
+    let lock_key = shared::issuance::subject_key(
+        &protector.hash("legacy@example.com"),
+        &program_id("kyc-basic"),
+    )
+    .unwrap();
     let lock = w.deps.store.get(&lock_key).await.unwrap().unwrap();
     assert_eq!(lock.data["subjectHash"], first.subject_hash.as_str());
 
@@ -214,7 +215,7 @@ async fn the_subject_is_kept_as_a_keyed_fingerprint_and_a_plain_one_from_before_
         record(&w, a2["issuanceId"].as_str().unwrap())
             .await
             .on_duplicate,
-        "ignore"
+        OnDuplicate::Ignore
     );
 }
 
@@ -233,7 +234,7 @@ async fn unchanged_data_keeps_the_credential_and_changed_data_replaces_it() {
         record(&w, a2["issuanceId"].as_str().unwrap())
             .await
             .on_duplicate,
-        "ignore"
+        OnDuplicate::Ignore
     );
 
     let mut upgraded = b.clone();
@@ -248,7 +249,7 @@ async fn unchanged_data_keeps_the_credential_and_changed_data_replaces_it() {
         record(&w, a3["issuanceId"].as_str().unwrap())
             .await
             .on_duplicate,
-        "revoke"
+        OnDuplicate::Revoke
     );
     let old = a1["coreClaimHash"].as_str().unwrap();
     let state = w
@@ -692,12 +693,12 @@ async fn a_failed_upload_leaves_upload_pending_and_the_retry_uploads_without_iss
     let id = IssuanceId::derive(w.writer.id.as_str(), "up-1");
     let pending = record(&w, id.as_str()).await;
     assert_eq!(
-        pending.status,
+        pending.status(),
         shared::issuance::IssuanceStatus::UploadPending
     );
-    let hash = pending.core_claim_hash.clone().expect("persisted at once");
-    assert!(pending.cak_public_key.is_some());
-    assert_eq!(pending.storage_id, None);
+    let hash = pending.core_claim_hash().expect("persisted at once");
+    assert!(pending.cak_public_key().is_some());
+    assert_eq!(pending.storage_id(), None);
     let (code, read, _) = w
         .send(w.signed(
             &w.writer,
@@ -716,16 +717,16 @@ async fn a_failed_upload_leaves_upload_pending_and_the_retry_uploads_without_iss
     let issues_before = w.issue_calls().len();
     let (status, answer, _) = w.send(w.post(&w.writer, Some("up-1"), &b)).await;
     assert_eq!(status, 202, "{answer}");
-    assert_eq!(answer["coreClaimHash"], hash.as_str());
+    assert_eq!(answer["coreClaimHash"], hash);
     assert_eq!(
         w.issue_calls().len(),
         issues_before,
         "no second issue-on-behalf"
     );
     let done = record(&w, id.as_str()).await;
-    assert_eq!(done.status, shared::issuance::IssuanceStatus::WaitOnchain);
-    let storage = done.storage_id.expect("uploaded");
-    assert_eq!(w.plaintext_of(&storage).await, b["sensitiveData"]);
+    assert_eq!(done.status(), shared::issuance::IssuanceStatus::WaitOnchain);
+    let storage = done.storage_id().expect("uploaded");
+    assert_eq!(w.plaintext_of(storage).await, b["sensitiveData"]);
 }
 
 #[tokio::test]
@@ -742,9 +743,9 @@ async fn an_issue_answer_lost_after_its_effect_is_adopted_with_its_cak_key_and_d
     assert_eq!(platform_state(&w, &hash).await, VcState::WaitOnchain);
     let issuance = record(&w, answer["issuanceId"].as_str().unwrap()).await;
     let storage = issuance
-        .storage_id
+        .storage_id()
         .expect("uploaded to the credential's CAK key");
-    assert_eq!(w.plaintext_of(&storage).await, b["sensitiveData"]);
+    assert_eq!(w.plaintext_of(storage).await, b["sensitiveData"]);
 }
 
 #[tokio::test]
@@ -823,9 +824,11 @@ async fn a_crashed_holder_of_the_lock_blocks_nobody_once_its_lease_is_over() {
     let b = body("kyc-basic", "crashed.lock@example.com");
     // A holder that died: the lock names another issuance, its lease already over.
     let protector = w.deps.data_keys.protector().await.unwrap();
-    let key =
-        shared::issuance::subject_key(&protector.hash("crashed.lock@example.com"), "kyc-basic")
-            .unwrap();
+    let key = shared::issuance::subject_key(
+        &protector.hash("crashed.lock@example.com"),
+        &program_id("kyc-basic"),
+    )
+    .unwrap();
     let lock = shared::issuance::ResourceLock::default().taken(
         &IssuanceId::derive("pk_gone", "k"),
         w.deps.clock.now().minus(Duration::from_secs(1)),
@@ -864,11 +867,11 @@ async fn an_unfinished_record_is_queued_for_the_reconciler_at_the_end_of_its_lea
         .unwrap()
         .unwrap();
     let issuance: Issuance = serde_json::from_value(stored.data).unwrap();
-    assert_eq!(issuance.status, shared::issuance::IssuanceStatus::Pending);
+    assert_eq!(issuance.status(), shared::issuance::IssuanceStatus::Pending);
     let due = stored.due.expect("in the due index");
     assert_eq!(due.queue, shared::issuance::poll_queue());
     assert!(
-        due.at > issuance.lease_until.unwrap(),
+        due.at > issuance.lease_until().unwrap(),
         "due once its lease is over"
     );
 }
@@ -903,7 +906,7 @@ async fn a_retry_of_an_upload_pending_issuance_without_its_documents_is_another_
     );
     let id = IssuanceId::derive(w.writer.id.as_str(), "nd-1");
     assert_eq!(
-        record(&w, id.as_str()).await.status,
+        record(&w, id.as_str()).await.status(),
         shared::issuance::IssuanceStatus::UploadPending,
         "still waiting for its documents"
     );
@@ -1076,4 +1079,8 @@ fn a_program_requiring_mfa_without_step_up_settings_stops_the_function_at_start(
     ]);
     let err = issue::IssueConfig::from_env(&shared::config::EnvReader::new(&env)).unwrap_err();
     assert_eq!(err.var, "STEP_UP_ISSUER");
+}
+
+fn program_id(id: &str) -> shared::programs::ProgramId {
+    shared::programs::ProgramId::parse(id).unwrap()
 }

@@ -37,7 +37,7 @@ async fn with_less_time_left_than_one_poll_needs_a_run_polls_nothing_and_leaves_
         let (record, issuance) = w.record(id).await;
         assert_eq!(record.version, Version(1), "untouched");
         assert!(record.due.unwrap().at <= w.clock.now(), "still due");
-        assert_eq!(issuance.poll_attempts, 0);
+        assert_eq!(issuance.poll_attempts(), 0);
     }
     assert_eq!(w.metric("PollRunsStoppedEarly"), 1.0);
 }
@@ -63,7 +63,7 @@ async fn a_run_near_its_deadline_stops_taking_records_and_the_next_run_polls_the
     for id in &ids {
         let (record, issuance) = w.record(id).await;
         let due = record.due.unwrap().at;
-        match issuance.poll_attempts {
+        match issuance.poll_attempts() {
             0 => {
                 assert_eq!(record.version, Version(1));
                 assert!(due <= w.clock.now(), "left due for the next run");

@@ -17,9 +17,9 @@ use status_poller::PollPolicy;
 async fn all_waiting(w: &World, ids: &[IssuanceId], attempts: u32, wait: Duration) {
     for id in ids {
         let (record, issuance) = w.record(id).await;
-        assert_eq!(issuance.status, IssuanceStatus::WaitOnchain);
-        assert_eq!(issuance.reason, None);
-        assert_eq!(issuance.poll_attempts, attempts);
+        assert_eq!(issuance.status(), IssuanceStatus::WaitOnchain);
+        assert_eq!(issuance.reason(), None);
+        assert_eq!(issuance.poll_attempts(), attempts);
         assert_eq!(record.due.unwrap().at, w.clock.now().plus(wait));
     }
 }
@@ -67,8 +67,8 @@ async fn failed_polls_leave_records_due_with_backoff_and_they_are_issued_when_th
     assert_eq!((s.polled, s.issued, s.errors), (10, 10, 0), "{s:?}");
     for id in &ids {
         let (record, issuance) = w.record(id).await;
-        assert_eq!(issuance.status, IssuanceStatus::Issued);
-        assert_eq!(issuance.poll_attempts, 4);
+        assert_eq!(issuance.status(), IssuanceStatus::Issued);
+        assert_eq!(issuance.poll_attempts(), 4);
         assert!(record.due.is_none());
     }
     assert_eq!(w.issue_calls(), 10, "the poller never issues");
@@ -96,6 +96,6 @@ async fn a_share_of_failing_calls_delays_only_the_records_they_hit() {
     }
     assert_eq!(issued, 40);
     for id in &ids {
-        assert_eq!(w.record(id).await.1.status, IssuanceStatus::Issued);
+        assert_eq!(w.record(id).await.1.status(), IssuanceStatus::Issued);
     }
 }

@@ -34,25 +34,25 @@ async fn a_credential_is_polled_on_its_backoff_schedule_and_issued_once_the_plat
         let (_, issuance) = w.record(&id).await;
         if second < 122 {
             assert_eq!(
-                issuance.status,
+                issuance.status(),
                 IssuanceStatus::WaitOnchain,
                 "at {second} s"
             );
-            assert_eq!(issuance.onchain_at, None);
+            assert_eq!(issuance.onchain_at(), None);
         }
     }
 
     // First poll 1 s after acceptance, then waits of 1, 2, 4, 8, 16 and 30, 30, 30 s.
     assert_eq!(polled_at, [1, 2, 4, 8, 16, 32, 62, 92, 122]);
     let (record, issuance) = w.record(&id).await;
-    assert_eq!(issuance.status, IssuanceStatus::Issued);
+    assert_eq!(issuance.status(), IssuanceStatus::Issued);
     assert_eq!(
-        issuance.onchain_at,
+        issuance.onchain_at(),
         Some(start.plus(Duration::from_secs(122)))
     );
     assert_eq!(issuance.wait_onchain_seconds(w.clock.now()), Some(122.0));
-    assert_eq!(issuance.poll_attempts, 9);
-    assert_eq!(issuance.alerted_at, None);
+    assert_eq!(issuance.poll_attempts(), 9);
+    assert_eq!(issuance.alerted_at(), None);
     assert!(
         record.due.is_none(),
         "an issued record leaves the poll queue"
@@ -73,8 +73,8 @@ async fn a_credential_the_platform_does_not_know_is_marked_failed_with_the_reaso
     let summary = w.run(&w.poller(PollPolicy::default())).await;
     assert_eq!((summary.polled, summary.failed, summary.errors), (1, 1, 0));
     let (record, issuance) = w.record(&id).await;
-    assert_eq!(issuance.status, IssuanceStatus::Failed);
-    let reason = issuance.reason.unwrap();
+    assert_eq!(issuance.status(), IssuanceStatus::Failed);
+    let reason = issuance.reason().unwrap();
     assert!(reason.contains("does not know this credential"), "{reason}");
     assert!(record.due.is_none());
     assert_eq!(w.metric("CredentialsFailed"), 1.0);
@@ -89,8 +89,8 @@ async fn a_waiting_record_without_a_core_claim_hash_is_marked_failed_without_a_p
     assert_eq!((summary.polled, summary.failed), (0, 1));
     assert!(w.status_calls().is_empty());
     let (record, issuance) = w.record(&id).await;
-    assert_eq!(issuance.status, IssuanceStatus::Failed);
-    assert!(issuance.reason.unwrap().contains("coreClaimHash"));
+    assert_eq!(issuance.status(), IssuanceStatus::Failed);
+    assert!(issuance.reason().unwrap().contains("coreClaimHash"));
     assert!(record.due.is_none());
 }
 
@@ -154,22 +154,18 @@ async fn an_unfinished_issuance_past_its_lease_is_found_through_the_index_and_ab
     );
     for (id, from) in [(&stuck, "PENDING"), (&upload, "UPLOAD_PENDING")] {
         let (record, issuance) = w.record(id).await;
-        assert_eq!(issuance.status, IssuanceStatus::Abandoned, "{from}");
+        assert_eq!(issuance.status(), IssuanceStatus::Abandoned, "{from}");
         assert!(
-            issuance
-                .reason
-                .as_deref()
-                .unwrap()
-                .contains("same Idempotency-Key"),
+            issuance.reason().unwrap().contains("same Idempotency-Key"),
             "{from}: {:?}",
-            issuance.reason
+            issuance.reason()
         );
         assert!(record.due.is_none(), "out of the queue: {from}");
     }
     assert_eq!(w.metric("IssuancesAbandoned"), 2.0);
     // The live one is left to its request.
     let (_, live_issuance) = w.record(&live).await;
-    assert_eq!(live_issuance.status, IssuanceStatus::Pending);
+    assert_eq!(live_issuance.status(), IssuanceStatus::Pending);
     // A second run finds nothing more to do.
     let again = w.run(&poller).await;
     assert_eq!(again.abandoned, 0);

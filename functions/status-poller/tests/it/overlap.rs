@@ -48,9 +48,9 @@ async fn two_runs_over_200_due_records(w: &World) {
     assert_eq!(ra.errors + rb.errors, 0, "{ra:?} {rb:?}");
     for id in &ids {
         let (record, issuance) = w.record(id).await;
-        assert_eq!(issuance.poll_attempts, 1);
-        assert_eq!(issuance.status, IssuanceStatus::WaitOnchain);
-        let hash = issuance.core_claim_hash.unwrap();
+        assert_eq!(issuance.poll_attempts(), 1);
+        assert_eq!(issuance.status(), IssuanceStatus::WaitOnchain);
+        let hash = issuance.core_claim_hash().unwrap().to_owned();
         assert!(distinct.contains(&hash));
         // Due again after its first backoff, counted from the claim.
         assert_eq!(
@@ -90,7 +90,7 @@ async fn a_record_claimed_by_a_run_that_died_is_polled_again_when_the_lease_ends
     });
     let claimed = async {
         loop {
-            if w.record(&id).await.1.poll_attempts == 1 {
+            if w.record(&id).await.1.poll_attempts() == 1 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -107,5 +107,5 @@ async fn a_record_claimed_by_a_run_that_died_is_polled_again_when_the_lease_ends
     assert_eq!(w.run(&poller).await.polled, 0, "still leased");
     w.advance(Duration::from_secs(1));
     assert_eq!(w.run(&poller).await.polled, 1, "the lease ended: due again");
-    assert_eq!(w.record(&id).await.1.poll_attempts, 2);
+    assert_eq!(w.record(&id).await.1.poll_attempts(), 2);
 }

@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use shared::auth::AccessKeyId;
 use shared::clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 use shared::config::{EnvReader, MapEnv};
-use shared::issuance::{Issuance, IssuanceId, IssuanceStatus, poll_queue};
+use shared::issuance::{Accepted, Issuance, IssuanceId, IssuanceStatus, NewIssuance, poll_queue};
 use shared::keys::{KeyConfig, PartnerId, SecretKeySet};
-use shared::pii::{DataKeys, Protector};
+use shared::pii::{DataKeys, Fingerprint, Protector};
 use shared::platform::{
     Deadline, IssueOnBehalf, MintingTokens, OnDuplicate, PlatformClient, PlatformConfig,
 };
+use shared::programs::ProgramId;
 use shared::redact::Pii;
 use shared::secrets::file::FileSecrets;
 use shared::store::{DueRecords, NewRecord, Record, RecordStore, Write};
@@ -25,6 +27,8 @@ use status_poller::{PollPolicy, PollerDeps, RunSummary, run};
 
 /// The program the seeded credentials belong to.
 pub const PROGRAM: &str = "kyc-basic";
+/// The API key the test records were requested with.
+pub const CALLER: &str = "pk_poller_test_caller";
 /// Where the first poll is due after acceptance (as the issue function queues it).
 pub const FIRST_POLL_AFTER: Duration = Duration::from_secs(1);
 
@@ -250,39 +254,40 @@ impl World {
         idempotency_key: &str,
         core_claim_hash: Option<String>,
     ) -> IssuanceId {
-        let id = IssuanceId::derive("pk_test", idempotency_key);
+        let id = IssuanceId::derive(CALLER, idempotency_key);
         let key = id.record_key().unwrap();
         let now = self.clock.now();
-        let issuance = Issuance {
-            issuance_id: id.clone(),
-            caller: "pk_test".into(),
-            owner: None,
-            program_id: PROGRAM.into(),
-            user_hash: self.protector.hash(email),
-            user: self
-                .protector
-                .seal(&Pii::new(email.to_owned()), key.as_str())
-                .unwrap(),
-            subject_hash: "0".repeat(64),
-            on_duplicate: "revoke".into(),
-            status: IssuanceStatus::WaitOnchain,
-            core_claim_hash,
-            storage_id: None,
-            reason: None,
-            created_at: now,
-            updated_at: now,
-            wait_onchain_since: Some(now),
-            onchain_at: None,
-            poll_attempts: 0,
-            last_polled_at: None,
-            alerted_at: None,
+        let pending = Issuance::pending(
+            NewIssuance {
+                issuance_id: id.clone(),
+                caller: AccessKeyId::parse(CALLER).unwrap(),
+                owner: None,
+                program_id: ProgramId::parse(PROGRAM).unwrap(),
+                user_hash: self.protector.hash(email),
+                user: self
+                    .protector
+                    .seal(&Pii::new(email.to_owned()), key.as_str())
+                    .unwrap(),
+                subject_hash: Fingerprint::from_stored("0".repeat(64)),
+                on_duplicate: OnDuplicate::Revoke,
+                previous_core_claim_hash: None,
+            },
+            now,
+            now,
+        );
+        // Accepted as the issue function records it; a record without a hash (which the issue
+        // function never writes) is the same record with the hash taken out.
+        let accepted = Accepted {
+            core_claim_hash: core_claim_hash.clone().unwrap_or_default(),
             user_uuid: None,
             cak_public_key: None,
-            previous_core_claim_hash: None,
-            lease_until: None,
         };
-        let record = NewRecord::new(key, serde_json::to_value(&issuance).unwrap())
-            .due_at(poll_queue(), now.plus(FIRST_POLL_AFTER));
+        let mut issuance =
+            serde_json::to_value(pending.accepted(accepted, false, now).unwrap()).unwrap();
+        if core_claim_hash.is_none() {
+            issuance.as_object_mut().unwrap().remove("coreClaimHash");
+        }
+        let record = NewRecord::new(key, issuance).due_at(poll_queue(), now.plus(FIRST_POLL_AFTER));
         self.store.write(Write::Create(record)).await.unwrap();
         id
     }
@@ -297,17 +302,22 @@ impl World {
         lease_until: shared::clock::Timestamp,
     ) -> IssuanceId {
         let id = self.queue(email, idempotency_key, None).await;
-        let (record, mut issuance) = self.record(&id).await;
-        issuance.status = status;
-        issuance.wait_onchain_since = None;
-        issuance.lease_until = Some(lease_until);
+        let (record, _) = self.record(&id).await;
+        // The record as a request that died at that step leaves it.
+        let mut issuance = record.data.clone();
+        let fields = issuance.as_object_mut().unwrap();
+        fields.insert("status".into(), serde_json::to_value(status).unwrap());
+        fields.remove("waitOnchainSince");
+        fields.insert(
+            "leaseUntil".into(),
+            serde_json::to_value(lease_until).unwrap(),
+        );
         if status == IssuanceStatus::UploadPending {
-            issuance.core_claim_hash = Some("0xabc".into());
-            issuance.cak_public_key = Some("04ab".into());
+            fields.insert("coreClaimHash".into(), json!("0xabc"));
+            fields.insert("cakPublicKey".into(), json!("04ab"));
         }
         let write = Write::Replace {
-            record: NewRecord::new(record.key, serde_json::to_value(&issuance).unwrap())
-                .due_at(poll_queue(), lease_until),
+            record: NewRecord::new(record.key, issuance).due_at(poll_queue(), lease_until),
             expected: record.version,
         };
         self.store.write(write).await.unwrap();

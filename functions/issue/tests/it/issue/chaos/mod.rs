@@ -370,8 +370,8 @@ pub async fn run(backend: Backend) {
             continue;
         };
         let issuance: Issuance = serde_json::from_value(record.data).unwrap();
-        assert_eq!(issuance.status, IssuanceStatus::WaitOnchain, "{key}");
-        let hash = issuance.core_claim_hash.clone().unwrap();
+        assert_eq!(issuance.status(), IssuanceStatus::WaitOnchain, "{key}");
+        let hash = issuance.core_claim_hash().unwrap().to_owned();
         assert_eq!(answer["coreClaimHash"], hash.as_str(), "{key}");
         hashes.insert(hash.clone());
         // Issued exactly once at the platform: one issue-on-behalf took effect for this user.
@@ -390,7 +390,7 @@ pub async fn run(backend: Backend) {
         // Its documents: stored, and every ciphertext held for the credential decrypting at
         // the platform to what was submitted.
         if let Some(data) = body.get("sensitiveData") {
-            let storage = issuance.storage_id.clone().unwrap_or_default();
+            let storage = issuance.storage_id().unwrap_or_default().to_owned();
             let held = w.sim.ciphertexts_of(&hash);
             if storage.is_empty() || !held.contains(&storage) {
                 lost += 1;
@@ -400,7 +400,7 @@ pub async fn run(backend: Backend) {
             }
             extra_uploads += held.len().saturating_sub(1);
         } else {
-            assert_eq!(issuance.storage_id, None);
+            assert_eq!(issuance.storage_id(), None);
             assert!(w.sim.ciphertexts_of(&hash).is_empty());
         }
     }

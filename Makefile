@@ -13,7 +13,7 @@ CARGO  ?= cargo
 # Extra flags for the devstack, e.g. `make dev ARGS="--port 3100"`.
 ARGS   ?=
 
-.PHONY: help dev test venv build-tools fmt lint template-lint supply-chain bootstraps emulator invoke build unit bench clean
+.PHONY: help dev test venv build-tools fmt lint features template-lint supply-chain bootstraps emulator invoke build unit bench clean
 
 # The functions' binaries (one per crate in functions/); the template maps them to its functions.
 FUNCTIONS := token-mint jwks key-rotation issue status-poller callback-receiver
@@ -29,7 +29,7 @@ help: ## List the targets
 dev: ## Run the devstack: every handler, the platform simulator, embedded storage
 	$(CARGO) run -p devstack -- $(ARGS)
 
-test: venv fmt lint template-lint supply-chain ## Run every test tier (installs its own tools first)
+test: venv fmt lint features template-lint supply-chain ## Run every test tier (installs its own tools first)
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --all-targets
 	infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --doc
 
@@ -51,6 +51,12 @@ fmt: ## Check formatting
 
 lint: ## Clippy on every target, warnings are errors
 	$(CARGO) clippy --workspace --all-features --all-targets -- -D warnings
+
+# `sam build` compiles each function alone, with only the shared crate's features it names; the
+# workspace builds above unify them all. This catches shared code that uses a feature-gated module
+# without its feature (a binary that would build here and fail to deploy).
+features: ## Each function's binary checked alone, with only its own features (as sam build builds it)
+	for f in $(FUNCTIONS); do $(CARGO) check --quiet --bins -p $$f; done
 
 template-lint: venv ## cfn-lint and sam validate --lint on template.yaml, and the OpenAPI spec; any finding fails
 	$(AWS_OFFLINE) $(VENV)/bin/cfn-lint template.yaml

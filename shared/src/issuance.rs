@@ -18,8 +18,6 @@ use sha2::{Digest, Sha256};
 use crate::auth::{AccessKeyId, KeyOwner};
 use crate::clock::Timestamp;
 use crate::pii::{DigestPurpose, DocumentDigest, Fingerprint, IdHash, Protector, Sealed};
-use crate::platform::OnDuplicate;
-use crate::programs::ProgramId;
 use crate::store::{InvalidName, QueueName, RecordKey, RecordKind};
 
 /// The due queue the status poller reads.
@@ -572,6 +570,60 @@ impl ResourceLock {
 pub fn subject_digest(protector: &Protector, subject: &serde_json::Value) -> DocumentDigest {
     let document = zeroize::Zeroizing::new(subject.to_string());
     protector.digest(DigestPurpose::CredentialSubject, document.as_bytes())
+}
+
+/// What to do when the user already holds a credential of the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDuplicate {
+    /// Keep the existing credential: the platform answers 409 with its hash
+    /// (the platform client's `Duplicate` error).
+    Ignore,
+    /// Revoke the existing credential and issue a new one (e.g. a tier upgrade). Never sent
+    /// twice by the client: an attempt after an unconfirmed one goes out with `ignore`.
+    Revoke,
+}
+
+/// A program id (`credentialId` at the platform): 1–128 characters of `A-Za-z0-9._:-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProgramId(String);
+
+impl ProgramId {
+    /// The id, if the platform would accept it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = !text.is_empty()
+            && text.len() <= 128
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
+        ok.then(|| Self(text.to_owned()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ProgramId {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text).ok_or_else(|| "not a program id".to_owned())
+    }
+}
+
+impl From<ProgramId> for String {
+    fn from(id: ProgramId) -> Self {
+        id.0
+    }
+}
+
+impl std::fmt::Display for ProgramId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 #[cfg(test)]

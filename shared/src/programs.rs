@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::issuance::ProgramId;
+
 use crate::ecies::Curve;
 
 /// What to send as `onDuplicate` when the user already has this credential.
@@ -140,48 +142,6 @@ pub enum ProgramError {
     /// The example subject fails the program's own schema.
     #[error("program {0}: exampleSubject does not satisfy its schema")]
     BadExample(String),
-}
-
-/// A program id (`credentialId` at the platform): 1–128 characters of `A-Za-z0-9._:-`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ProgramId(String);
-
-impl ProgramId {
-    /// The id, if the platform would accept it.
-    pub fn parse(text: &str) -> Option<Self> {
-        let ok = !text.is_empty()
-            && text.len() <= 128
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
-        ok.then(|| Self(text.to_owned()))
-    }
-
-    /// The id.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for ProgramId {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, String> {
-        Self::parse(&text).ok_or_else(|| "not a program id".to_owned())
-    }
-}
-
-impl From<ProgramId> for String {
-    fn from(id: ProgramId) -> Self {
-        id.0
-    }
-}
-
-impl std::fmt::Display for ProgramId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// Every configured program, by id.

@@ -6,17 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ecies::Curve;
 
-/// What to do when the user already holds a credential of the program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnDuplicate {
-    /// Keep the existing credential: the platform answers 409 with its hash
-    /// ([`super::PlatformError::Duplicate`]).
-    Ignore,
-    /// Revoke the existing credential and issue a new one (e.g. a tier upgrade). Never sent
-    /// twice by the client: an attempt after an unconfirmed one goes out with `ignore`.
-    Revoke,
-}
+pub use crate::issuance::OnDuplicate;
 
 /// `POST /credentials/issue-on-behalf`. The user is the `email` of the Partner JWT.
 ///

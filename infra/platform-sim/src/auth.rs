@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::clock::SimClock;
+use crate::config::TokenTimes;
 
 /// Maximum `exp - iat` the platform accepts.
 pub const MAX_LIFETIME_SECS: i64 = 300;
@@ -42,8 +43,9 @@ struct Cache {
     fetches: u64,
 }
 
-/// Verifies `x-partner-auth` tokens. `exp`/`iat`/`nbf` are checked against the wall clock; the
-/// JWKS cache age and refetch throttle follow the simulator clock (so tests can skip 10 s).
+/// Verifies `x-partner-auth` tokens. `exp`/`iat`/`nbf` are checked against the wall clock unless
+/// [`TokenTimes::Simulator`] is chosen; the JWKS cache age and refetch throttle follow the
+/// simulator clock (so tests can skip 10 s).
 pub struct Verifier {
     partner_id: String,
     jwks_url: String,
@@ -52,6 +54,7 @@ pub struct Verifier {
     refetch_interval: Duration,
     cache_ttl: Duration,
     timeout: Duration,
+    token_times: TokenTimes,
     cache: Mutex<Cache>,
 }
 
@@ -73,7 +76,23 @@ impl Verifier {
             refetch_interval,
             cache_ttl,
             timeout: Duration::from_secs(5),
+            token_times: TokenTimes::Wall,
             cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// Sets the clock token times are checked on.
+    #[must_use]
+    pub fn with_token_times(mut self, token_times: TokenTimes) -> Self {
+        self.token_times = token_times;
+        self
+    }
+
+    /// The current time in Unix seconds on the clock tokens are checked on.
+    fn token_now(&self) -> i64 {
+        match self.token_times {
+            TokenTimes::Wall => wall_clock_unix(),
+            TokenTimes::Simulator => self.clock.now_unix(),
         }
     }
 
@@ -136,7 +155,7 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
             .map_err(|e| fail(format!("invalid signature or token: {e}")))?
             .claims;
-        check_claims(&claims, &self.partner_id, scope, wall_clock_unix())
+        check_claims(&claims, &self.partner_id, scope, self.token_now())
             .map_err(|reason| AuthFailure::new(reason, Some(claims.clone())))?;
         Ok(claims)
     }
@@ -264,6 +283,28 @@ mod tests {
     fn claims(exp_offset: i64, lifetime: i64, scope: &str) -> Value {
         let now = 1_000_000;
         json!({"partnerId": "p", "scope": scope, "exp": now + exp_offset, "iat": now + exp_offset - lifetime})
+    }
+
+    fn verifier(clock: &SimClock) -> Verifier {
+        Verifier::new(
+            "p".into(),
+            "https://127.0.0.1:1/jwks.json".into(),
+            reqwest::Client::new(),
+            clock.clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(300),
+        )
+    }
+
+    #[test]
+    fn token_times_follow_the_wall_clock_by_default_and_the_simulator_clock_when_chosen() {
+        let clock = SimClock::default();
+        clock.advance(Duration::from_secs(3600));
+        let wall = verifier(&clock);
+        let simulated = verifier(&clock).with_token_times(TokenTimes::Simulator);
+        let wall_now = wall_clock_unix();
+        assert!((wall.token_now() - wall_now).abs() <= 1);
+        assert!((simulated.token_now() - (wall_now + 3600)).abs() <= 1);
     }
 
     #[test]

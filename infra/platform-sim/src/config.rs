@@ -120,6 +120,21 @@ pub struct SimConfig {
     /// process's. `None`: a fresh CA in memory ([`crate::SimHandle::ca_pem`] gives it). The
     /// simulator speaks HTTPS only, in and out.
     pub tls: Option<std::sync::Arc<local_tls::LocalCa>>,
+    /// Which clock a Partner JWT's `exp`, `iat` and `nbf` are checked on (default: the wall
+    /// clock, like the partner that minted it).
+    pub token_times: TokenTimes,
+}
+
+/// The clock the simulator checks token times on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenTimes {
+    /// The wall clock (default): moving the simulator clock forward to age credentials does not
+    /// expire the tokens in flight of a partner whose clock does not move.
+    #[default]
+    Wall,
+    /// The simulator clock: for a test world whose one clock moves with the simulator's, so
+    /// tokens minted after an `advance` carry the advanced time.
+    Simulator,
 }
 
 impl Default for SimConfig {
@@ -148,6 +163,7 @@ impl Default for SimConfig {
             callback_shape: crate::callbacks::CallbackShape::Minimal,
             ignore_answers_existing: false,
             tls: None,
+            token_times: TokenTimes::Wall,
         }
     }
 }

@@ -33,7 +33,7 @@ pub use callbacks::{
     AuthorizationRequest, CallbackBody, CallbackRecord, CallbackShape, DeliveryStatus, sign,
 };
 pub use clock::SimClock;
-pub use config::{ProgramConfig, SimConfig, decode_webhook_secret};
+pub use config::{ProgramConfig, SimConfig, TokenTimes, decode_webhook_secret};
 pub use faults::FaultSpec;
 pub use shared::ecies::Curve;
 pub use state::RequestRecord;
@@ -112,7 +112,8 @@ pub async fn spawn(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, Sim
         config.jwks_refetch_interval,
         config.jwks_cache_ttl,
     )
-    .with_timeout(config.jwks_timeout);
+    .with_timeout(config.jwks_timeout)
+    .with_token_times(config.token_times);
     let app = Arc::new(App {
         programs: config
             .programs

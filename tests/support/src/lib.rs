@@ -189,24 +189,24 @@ pub struct SignedPlatform {
 }
 
 impl SignedPlatform {
-    /// See [`SignedPlatform`]. `wall` is the clock tokens are signed on: the simulator checks token
-    /// times on the wall clock.
+    /// See [`SignedPlatform`]. `clock` is the clock tokens are signed on: the simulator checks
+    /// token times on the wall clock unless `tune` chooses [`platform_sim::TokenTimes::Simulator`].
     pub async fn start(
         secrets: Arc<dyn SecretWriter>,
         keys_config: &KeyConfig,
-        wall: &SharedClock,
+        clock: &SharedClock,
         tune: impl FnOnce(platform_sim::SimConfig) -> platform_sim::SimConfig,
     ) -> Self {
         let store = KeySetStore::new(secrets, keys_config.secret_name.clone());
         let loaded = store.load().await.unwrap();
         let (keys, _) = plan(
             &loaded.set,
-            wall.now().minus(Duration::from_secs(600)),
+            clock.now().minus(Duration::from_secs(600)),
             &keys_config.policy,
         )
         .unwrap();
         store.save(&loaded, &keys).await.unwrap();
-        let body = RenderedJwks::render(&keys, wall.now(), &keys_config.timings).body;
+        let body = RenderedJwks::render(&keys, clock.now(), &keys_config.timings).body;
         let jwks = JwksServer::serve(body).await;
         let sim = platform_sim::spawn(
             tune(platform_sim::SimConfig {

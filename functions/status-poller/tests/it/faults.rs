@@ -28,7 +28,7 @@ async fn all_waiting(w: &World, ids: &[IssuanceId], attempts: u32, wait: Duratio
 async fn failed_polls_leave_records_due_with_backoff_and_they_are_issued_when_the_platform_recovers()
  {
     let mut w = world(Backend::Embedded, Duration::from_secs(60)).await;
-    w.platform_config.request_timeout = Duration::from_millis(300);
+    w.config.platform.request_timeout = Duration::from_millis(300);
     let ids = w.seed("faulty", 10).await;
     let poller = w.poller(PollPolicy::default());
 

@@ -1,4 +1,4 @@
-//! A world for the status poller: a manual clock moved together with the platform simulator's,
+//! A world for the status poller: one manual clock moved together with the platform simulator's,
 //! the embedded store (or DynamoDB on the moto server `make test` runs), our key set served as a
 //! JWKS, the real platform simulator, and credentials issued at the simulator and queued for
 //! polling exactly as the issue function queues them.
@@ -12,18 +12,16 @@ use serde_json::{Value, json};
 use shared::auth::AccessKeyId;
 use shared::clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 use shared::config::{EnvReader, MapEnv};
+use shared::issuance::ProgramId;
 use shared::issuance::{Accepted, Issuance, IssuanceId, IssuanceStatus, NewIssuance, poll_queue};
-use shared::keys::{KeyConfig, PartnerId, SecretKeySet};
+use shared::keys::KeyConfig;
 use shared::pii::{DataKeys, Fingerprint, Protector};
-use shared::platform::{
-    Deadline, IssueOnBehalf, MintingTokens, OnDuplicate, PlatformClient, PlatformConfig,
-};
-use shared::programs::ProgramId;
+use shared::platform::{Deadline, IssueOnBehalf, OnDuplicate};
 use shared::redact::Pii;
 use shared::secrets::file::FileSecrets;
 use shared::store::{DueRecords, NewRecord, Record, RecordStore, Write};
 use shared::telemetry::{MemorySink, Recorder};
-use status_poller::{PollPolicy, PollerDeps, RunSummary, run};
+use status_poller::{PollPolicy, PollerConfig, PollerDeps, PollerPorts, RunSummary, run};
 
 /// The program the seeded credentials belong to.
 pub const PROGRAM: &str = "kyc-basic";
@@ -42,15 +40,18 @@ pub enum Backend {
 }
 
 pub struct World {
-    /// The poller's clock (and the store's).
+    /// The one clock of this world: the poller's, its store's, its secrets' and its tokens'. The
+    /// simulator checks token times on its own clock, which [`World::advance`] moves with it.
     pub clock: ManualClock,
     pub store: Arc<dyn RecordStore>,
     pub due: Arc<dyn DueRecords>,
     pub sim: platform_sim::SimHandle,
     pub metrics: MemorySink,
-    pub platform_config: PlatformConfig,
+    /// The poller's configuration, as a deployment reads it from its environment, pointed at the
+    /// simulator with short backoffs (tests may change it before building a poller).
+    pub config: PollerConfig,
     pub dir: tempfile::TempDir,
-    tokens: Arc<MintingTokens>,
+    secrets: FileSecrets,
     protector: Protector,
     http: reqwest::Client,
     backend: Backend,
@@ -60,42 +61,38 @@ pub struct World {
 
 /// A world whose simulator anchors credentials `onchain_delay` after issuance.
 pub async fn world(backend: Backend, onchain_delay: Duration) -> World {
-    // Token times are checked on the wall clock by the simulator: tokens use the system clock,
-    // the poller and its store a manual one.
-    let wall: SharedClock = Arc::new(SystemClock);
     let clock = ManualClock::new(Timestamp::from_millis(SystemClock.now().as_millis()));
     let shared_clock: SharedClock = Arc::new(clock.clone());
     let dir = tempfile::tempdir().unwrap();
-    let files = FileSecrets::open(dir.path(), wall.clone()).unwrap();
-    let env = MapEnv::default();
-    let keys_config = KeyConfig::from_env(&EnvReader::new(&env)).unwrap();
+    let files = FileSecrets::open(dir.path(), shared_clock.clone()).unwrap();
+    let keys_config = KeyConfig::from_env(&EnvReader::new(&MapEnv::default())).unwrap();
 
     // Our signing key, published to the simulator through a tiny JWKS server.
-    let test_support::SignedPlatform { sim, jwks, .. } =
-        test_support::SignedPlatform::start(Arc::new(files.clone()), &keys_config, &wall, |c| {
-            platform_sim::SimConfig { onchain_delay, ..c }
-        })
-        .await;
+    let test_support::SignedPlatform { sim, jwks, .. } = test_support::SignedPlatform::start(
+        Arc::new(files.clone()),
+        &keys_config,
+        &shared_clock,
+        |c| platform_sim::SimConfig {
+            onchain_delay,
+            token_times: platform_sim::TokenTimes::Simulator,
+            ..c
+        },
+    )
+    .await;
 
-    let key_set = Arc::new(SecretKeySet::new(
-        files,
-        keys_config.secret_name.clone(),
-        keys_config.timings,
-        wall.clone(),
-    ));
-    let tokens = Arc::new(MintingTokens::new(
-        key_set,
-        PartnerId::new("partner-local").unwrap(),
-        keys_config.token_lifetime,
-        wall,
-        20_000,
-    ));
-    let mut platform_config =
-        PlatformConfig::new(&sim.base_url(), Some(test_support::local_trust())).unwrap();
-    platform_config.base_backoff = Duration::from_millis(5);
-    platform_config.max_backoff = Duration::from_millis(20);
-    platform_config.max_attempts = 2;
-    platform_config.request_timeout = Duration::from_millis(1500);
+    // The function's configuration, as a deployment reads it.
+    let sim_url = sim.base_url();
+    let env = MapEnv::from_pairs([
+        ("PARTNER_ID", "partner-local"),
+        ("PLATFORM_BASE_URL", sim_url.as_str()),
+        ("PLATFORM_LOCAL_MODE", "true"),
+        ("PLATFORM_LOCAL_CA", test_support::local_ca_file()),
+        ("PLATFORM_BASE_BACKOFF_MS", "5"),
+        ("PLATFORM_MAX_BACKOFF_MS", "20"),
+        ("PLATFORM_MAX_ATTEMPTS", "2"),
+        ("PLATFORM_REQUEST_TIMEOUT_MS", "1500"),
+    ]);
+    let config = PollerConfig::from_env(&EnvReader::new(&env)).unwrap();
 
     let (store, due, table): (Arc<dyn RecordStore>, Arc<dyn DueRecords>, _) = match backend {
         Backend::Embedded => {
@@ -127,9 +124,9 @@ pub async fn world(backend: Backend, onchain_delay: Duration) -> World {
         due,
         sim,
         metrics: MemorySink::default(),
-        platform_config,
+        config,
         dir,
-        tokens,
+        secrets: files,
         protector: Protector::new(Arc::new(DataKeys::generate())),
         http: test_support::https_client(),
         backend,
@@ -139,8 +136,8 @@ pub async fn world(backend: Backend, onchain_delay: Duration) -> World {
 }
 
 impl World {
-    /// A fresh poller over this world's store, as a new Lambda container would build it: its
-    /// own platform client (own connection pool), the shared token source and metrics sink.
+    /// A fresh poller over this world's store, built as a new Lambda container builds it
+    /// ([`PollerDeps::build`]: its own token cache and connection pool), with `policy`.
     pub fn poller(&self, policy: PollPolicy) -> PollerDeps {
         self.poller_on(self.store.clone(), self.due.clone(), policy)
     }
@@ -152,27 +149,38 @@ impl World {
         due: Arc<dyn DueRecords>,
         policy: PollPolicy,
     ) -> PollerDeps {
+        self.build(store, due, policy, self.metrics.clone())
+    }
+
+    fn build(
+        &self,
+        store: Arc<dyn RecordStore>,
+        due: Arc<dyn DueRecords>,
+        policy: PollPolicy,
+        metrics: MemorySink,
+    ) -> PollerDeps {
         let clock: SharedClock = Arc::new(self.clock.clone());
         let recorder = Recorder::new(
             "Test",
             status_poller::SERVICE,
-            Arc::new(self.metrics.clone()),
+            Arc::new(metrics),
             clock.clone(),
         );
-        let platform = PlatformClient::new(
-            self.platform_config.clone(),
-            self.tokens.clone(),
-            recorder.clone(),
-        )
-        .unwrap();
-        PollerDeps {
+        let config = PollerConfig {
             policy,
-            store,
-            due,
-            platform,
-            clock,
-            recorder,
-        }
+            ..self.config.clone()
+        };
+        PollerDeps::build(
+            config,
+            PollerPorts {
+                secrets: Arc::new(self.secrets.clone()),
+                store,
+                due,
+                clock,
+                recorder,
+            },
+        )
+        .unwrap()
     }
 
     /// The store this world runs on.
@@ -208,16 +216,15 @@ impl World {
     /// Issues `n` credentials at the simulator (users `{prefix}{i}@example.com`) and queues their
     /// records as the issue function does: `WAIT_ONCHAIN` since now, first poll due 1 s later.
     pub async fn seed(&self, prefix: &str, n: usize) -> Vec<IssuanceId> {
-        let client = PlatformClient::new(self.platform_config.clone(), self.tokens.clone(), {
-            Recorder::new(
-                "Seed",
-                "seed",
-                Arc::new(MemorySink::default()),
-                Arc::new(SystemClock),
-            )
-        })
-        .unwrap();
-        let client = &client;
+        // The issue function's call, made with a poller's own platform client (and metrics that
+        // are not the poller's).
+        let seeder = self.build(
+            self.store.clone(),
+            self.due.clone(),
+            PollPolicy::default(),
+            MemorySink::default(),
+        );
+        let client = &seeder.platform;
         futures::stream::iter(0..n)
             .map(|i| async move {
                 let email = format!("{prefix}{i}@example.com");

@@ -25,9 +25,11 @@ pub enum KeysError {
 
 /// How the webhook secrets secret reads, for one scheme. A secret that does not exist holds no
 /// secrets: every callback is then refused, and the refusals are logged and counted.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WebhookSecretsFormat {
     scheme: Scheme,
+    /// Named in the log line of a missing secret, so an operator knows which one to create.
+    name: SecretName,
 }
 
 impl DocumentFormat for WebhookSecretsFormat {
@@ -39,7 +41,10 @@ impl DocumentFormat for WebhookSecretsFormat {
     }
 
     fn absent(&self) -> Option<SecretSet> {
-        tracing::error!("the webhook secrets secret does not exist: every callback is refused");
+        tracing::error!(
+            secret = %self.name,
+            "the webhook secrets secret does not exist: every callback is refused"
+        );
         Some(SecretSet::default())
     }
 }
@@ -69,8 +74,8 @@ impl<S: SecretSource> WebhookKeys<S> {
         Self {
             document: CachedDocument::new(
                 secrets,
-                name,
-                WebhookSecretsFormat { scheme },
+                name.clone(),
+                WebhookSecretsFormat { scheme, name },
                 ttl,
                 clock,
             ),

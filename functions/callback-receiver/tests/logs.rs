@@ -41,6 +41,18 @@ async fn refusals_and_consent_events_are_logged_with_their_facts_and_never_a_sec
     w.spy.down.store(true, Ordering::SeqCst);
     let other = body_for(USER, "did:air:id:test:verifier-9", SCHEMA, "evt_down");
     let down = w.send(w.signed(&other)).await;
+    // A receiver deployed before its webhook secrets secret exists.
+    let dir = tempfile::tempdir().unwrap();
+    let clock: shared::clock::SharedClock = std::sync::Arc::new(shared::clock::SystemClock);
+    let missing = shared::secrets::SecretName::new("partner/webhook-secrets-not-created").unwrap();
+    let keys = callback_receiver::WebhookKeys::new(
+        shared::secrets::file::FileSecrets::open(dir.path(), clock.clone()).unwrap(),
+        missing,
+        callback_receiver::Scheme::Standard,
+        std::time::Duration::from_secs(60),
+        clock,
+    );
+    assert_eq!(keys.current().await.unwrap().len(), 0);
     drop(_g);
     let statuses: Vec<u16> = answers.iter().map(|a| a.0).chain([down.0]).collect();
     assert_eq!(statuses, vec![200, 200, 401, 401, 401, 400, 413, 500]);
@@ -79,6 +91,15 @@ async fn refusals_and_consent_events_are_logged_with_their_facts_and_never_a_sec
             .filter(|l| l["message"] == "callback refused")
             .all(|l| l["source_ip"] == "203.0.113.10")
     );
+
+    let missing: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l["message"] == "the webhook secrets secret does not exist: every callback is refused"
+        })
+        .collect();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0]["secret"], "partner/webhook-secrets-not-created");
 
     let text = logs.text();
     assert!(text.contains("cannot record the callback"));

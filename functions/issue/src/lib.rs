@@ -193,6 +193,7 @@ impl IssueDeps {
             Arc::clone(&secrets),
             &config.keys,
             config.partner_id.clone(),
+            config.platform.token_scope.clone(),
             clock.clone(),
             config.platform_token_cache,
         ));

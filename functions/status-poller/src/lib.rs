@@ -113,6 +113,7 @@ impl PollerDeps {
             secrets,
             &config.keys,
             config.partner_id.clone(),
+            config.platform.token_scope.clone(),
             clock.clone(),
             config.token_cache_entries,
         ));

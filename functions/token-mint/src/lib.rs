@@ -35,7 +35,7 @@ use shared::config::{ConfigError, EnvReader};
 use shared::error::{ApiError, ErrorType};
 use shared::http::Reply;
 use shared::keys::{
-    KeyConfig, KeySetSource, MintError, PartnerId, Scope, SecretKeySet, TokenRequest,
+    KeyConfig, KeySetSource, MintError, PartnerId, Scope, ScopeClaim, SecretKeySet, TokenRequest,
 };
 use shared::secrets::{SecretName, SecretSource};
 use shared::store::RecordStore;
@@ -288,7 +288,7 @@ async fn mint(req: &Request, deps: &MintDeps) -> Result<Response<Body>, ApiError
         .mint(
             &TokenRequest {
                 partner_id: &deps.config.partner_id,
-                scope: &scope,
+                scope: &ScopeClaim::from(scope.clone()),
                 email: subject.email.as_deref(),
                 sub: subject.sub.as_deref(),
                 lifetime: deps.config.keys.token_lifetime,

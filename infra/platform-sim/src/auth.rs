@@ -108,7 +108,8 @@ impl Verifier {
         self.cache.lock().await.fetches
     }
 
-    /// Checks `token` and that its `scope` contains `scope`; returns the verified claims.
+    /// Checks `token` and that its `scope` grants every space-separated scope of `scope`;
+    /// returns the verified claims.
     pub async fn verify(&self, token: Option<&str>, scope: &str) -> Result<Value, AuthFailure> {
         let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
             return Err(AuthFailure::new("missing x-partner-auth header", None));
@@ -264,12 +265,15 @@ fn check_claims(claims: &Value, partner_id: &str, scope: &str, now: i64) -> Resu
             None => return Err("non-numeric nbf".to_owned()),
         }
     }
-    let granted = match claims.get("scope") {
-        Some(Value::String(s)) => s.split_whitespace().any(|s| s == scope),
-        Some(Value::Array(items)) => items.iter().any(|s| s.as_str() == Some(scope)),
-        _ => false,
+    let held: Vec<&str> = match claims.get("scope") {
+        Some(Value::String(s)) => s.split_whitespace().collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
     };
-    if !granted {
+    let granted = scope
+        .split_whitespace()
+        .all(|needed| held.contains(&needed));
+    if !granted || scope.trim().is_empty() {
         return Err(format!("scope {scope:?} required"));
     }
     Ok(())
@@ -305,6 +309,33 @@ mod tests {
         let wall_now = wall_clock_unix();
         assert!((wall.token_now() - wall_now).abs() <= 1);
         assert!((simulated.token_now() - (wall_now + 3600)).abs() <= 1);
+    }
+
+    #[test]
+    fn a_two_word_required_scope_needs_both_words_granted() {
+        let required = "issue on-behalf";
+        let both = check_claims(
+            &claims(100, 300, "issue on-behalf"),
+            "p",
+            required,
+            1_000_000,
+        );
+        assert!(both.is_ok());
+        let listed = json!({"partnerId": "p", "scope": ["on-behalf", "issue"],
+            "exp": 1_000_100, "iat": 999_800});
+        assert!(check_claims(&listed, "p", required, 1_000_000).is_ok());
+        let err = check_claims(&claims(100, 300, "issue"), "p", required, 1_000_000).unwrap_err();
+        assert_eq!(err, "scope \"issue on-behalf\" required");
+        // The default requirement is met by either claim.
+        assert!(
+            check_claims(
+                &claims(100, 300, "issue on-behalf"),
+                "p",
+                "issue",
+                1_000_000
+            )
+            .is_ok()
+        );
     }
 
     #[test]

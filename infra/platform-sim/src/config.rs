@@ -123,6 +123,10 @@ pub struct SimConfig {
     /// Which clock a Partner JWT's `exp`, `iat` and `nbf` are checked on (default: the wall
     /// clock, like the partner that minted it).
     pub token_times: TokenTimes,
+    /// The scope the platform routes require (default `issue`). The platform's documents name it
+    /// `issue` in some places and `issue on-behalf` in others; with several space-separated
+    /// scopes, a token must grant every one of them.
+    pub issue_scope: String,
 }
 
 /// The clock the simulator checks token times on.
@@ -164,6 +168,7 @@ impl Default for SimConfig {
             ignore_answers_existing: false,
             tls: None,
             token_times: TokenTimes::Wall,
+            issue_scope: crate::platform::ISSUE_SCOPE.to_owned(),
         }
     }
 }

@@ -62,6 +62,10 @@ struct Args {
     /// `rich` (also issuerDid, authorizedAt, eventId).
     #[arg(long, default_value = "minimal")]
     callback_shape: platform_sim::CallbackShape,
+    /// The scope the platform routes require: `issue` (default) or, as some of the platform's
+    /// documents name it, `issue on-behalf` (every space-separated scope must be granted).
+    #[arg(long, default_value = "issue")]
+    issue_scope: String,
 }
 
 #[tokio::main]
@@ -92,6 +96,7 @@ async fn main() -> ExitCode {
         callback_retries: args.callback_retries,
         callback_base_delay: Duration::from_millis(args.callback_base_delay_ms),
         callback_shape: args.callback_shape,
+        issue_scope: args.issue_scope,
         ..SimConfig::default()
     };
     if let Some(did) = args.issuer_did {

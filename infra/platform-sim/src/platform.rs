@@ -18,7 +18,7 @@ use crate::http::{
 };
 use crate::state::{NewIssue, OnDuplicate, lock};
 
-/// The scope every platform route requires.
+/// The scope every platform route requires by default ([`crate::SimConfig::issue_scope`]).
 pub const ISSUE_SCOPE: &str = "issue";
 
 /// Verifies the Partner JWT, then runs `inner` with the claims; records what was seen.
@@ -28,7 +28,7 @@ where
 {
     match app
         .verifier
-        .verify(partner_token(headers), ISSUE_SCOPE)
+        .verify(partner_token(headers), &app.config.issue_scope)
         .await
     {
         Err(failure) => {

@@ -16,6 +16,6 @@ pub use policy::{Change, RotationPolicy};
 pub use set::{KeyEntry, KeySet, KeyState, KeyTimings};
 pub use signer::{
     MAX_TOKEN_LIFETIME, MintError, MintedToken, PartnerId, PartnerJwt, PreparedKeys, Scope,
-    SelfTestError, TokenLifetime, TokenRequest,
+    ScopeClaim, SelfTestError, TokenLifetime, TokenRequest,
 };
 pub use source::{KeySetSource, KeySetStore, KeySourceError, SecretKeySet};

@@ -315,9 +315,11 @@ mod tests {
     }
 
     fn mint(set: &KeySet, now: Timestamp, t: &KeyTimings) -> crate::keys::MintedToken {
-        use crate::keys::{PartnerId, PreparedKeys, Scope, TokenLifetime, TokenRequest};
+        use crate::keys::{
+            PartnerId, PreparedKeys, Scope, ScopeClaim, TokenLifetime, TokenRequest,
+        };
         let partner = PartnerId::new("partner-test").unwrap();
-        let scope = Scope::new(Scope::ISSUE).unwrap();
+        let scope = ScopeClaim::parse(Scope::ISSUE).unwrap();
         PreparedKeys::new(set.clone(), *t, now)
             .unwrap()
             .mint(

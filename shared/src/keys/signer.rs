@@ -47,6 +47,11 @@ impl Scope {
     /// The scope for issuing credentials on behalf of users: a high-value scope.
     pub const ISSUE: &'static str = "issue";
 
+    /// The issue scope ([`Scope::ISSUE`]).
+    pub fn issue() -> Self {
+        Self(Self::ISSUE.to_owned())
+    }
+
     /// A syntactically valid scope.
     pub fn new(scope: &str) -> Result<Self, InvalidValue> {
         let ok = !scope.is_empty()
@@ -61,6 +66,45 @@ impl Scope {
     /// The scope.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The `scope` claim of a token: one or more [`Scope`]s separated by single spaces (OAuth's
+/// scope syntax), e.g. `issue` or `issue on-behalf`. The user routes of the token mint only ever
+/// mint one scope; the platform client sends the claim its configuration names, because the
+/// platform's documents name the issue-on-behalf scope both ways.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScopeClaim(String);
+
+impl ScopeClaim {
+    /// A claim of one or more valid scopes separated by whitespace (written back with single
+    /// spaces), at most 8 of them.
+    pub fn parse(text: &str) -> Result<Self, InvalidValue> {
+        let scopes = text
+            .split_whitespace()
+            .map(Scope::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        if scopes.is_empty() || scopes.len() > 8 {
+            return Err(InvalidValue("a scope claim holds 1-8 scopes"));
+        }
+        let names: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
+        Ok(Self(names.join(" ")))
+    }
+
+    /// Whether the claim grants `scope` (one of its space-separated scopes is it).
+    pub fn grants(&self, scope: &str) -> bool {
+        self.0.split(' ').any(|s| s == scope)
+    }
+
+    /// The claim as it is written into the token.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Scope> for ScopeClaim {
+    fn from(scope: Scope) -> Self {
+        Self(scope.0)
     }
 }
 
@@ -111,8 +155,8 @@ impl fmt::Debug for PartnerJwt {
 pub struct TokenRequest<'a> {
     /// The partner.
     pub partner_id: &'a PartnerId,
-    /// The scope.
-    pub scope: &'a Scope,
+    /// The `scope` claim.
+    pub scope: &'a ScopeClaim,
     /// The user's e-mail (issue-on-behalf and user sessions).
     pub email: Option<&'a str>,
     /// The user's subject, when known.
@@ -292,7 +336,7 @@ mod tests {
         let now = Timestamp::from_secs(1_795_262_400);
         let keys = prepared(now);
         let partner = PartnerId::new("partner-1").unwrap();
-        let scope = Scope::new("issue").unwrap();
+        let scope = ScopeClaim::parse("issue").unwrap();
         let minted = keys
             .mint(
                 &TokenRequest {
@@ -334,7 +378,7 @@ mod tests {
         let now = Timestamp::from_secs(1_000_000);
         let keys = prepared(now);
         let partner = PartnerId::new("p").unwrap();
-        let scope = Scope::new("session").unwrap();
+        let scope = ScopeClaim::parse("session").unwrap();
         let req = TokenRequest {
             partner_id: &partner,
             scope: &scope,
@@ -363,7 +407,7 @@ mod tests {
         )
         .unwrap();
         let partner = PartnerId::new("p").unwrap();
-        let scope = Scope::new("issue").unwrap();
+        let scope = ScopeClaim::parse("issue").unwrap();
         let err = keys
             .mint(
                 &TokenRequest {
@@ -396,6 +440,21 @@ mod tests {
     fn tokens_debug_is_redacted() {
         let t = PartnerJwt("eyJhbGciOi.secret.sig".into());
         assert!(!format!("{t:?}").contains("eyJ"));
+    }
+
+    #[test]
+    fn a_scope_claim_is_one_or_more_valid_scopes_written_with_single_spaces() {
+        let claim = ScopeClaim::parse("issue   on-behalf").unwrap();
+        assert_eq!(claim.as_str(), "issue on-behalf");
+        assert!(claim.grants("issue") && claim.grants("on-behalf"));
+        assert!(!claim.grants("issue on-behalf") && !claim.grants("on"));
+        assert_eq!(
+            ScopeClaim::from(Scope::new("issue").unwrap()).as_str(),
+            "issue"
+        );
+        for bad in ["", "   ", "Issue", "issue on_behalf!", "a b c d e f g h i"] {
+            assert!(ScopeClaim::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

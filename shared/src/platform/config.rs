@@ -7,6 +7,7 @@ use std::time::Duration;
 pub use reqwest::Url;
 
 use crate::config::{ConfigError, EnvReader};
+use crate::keys::{Scope, ScopeClaim};
 
 /// The variable naming the platform's base URL.
 pub const BASE_URL_VAR: &str = "PLATFORM_BASE_URL";
@@ -109,6 +110,15 @@ pub struct PlatformConfig {
     pub base_backoff: Duration,
     /// `PLATFORM_MAX_BACKOFF_MS` (default 2000): no retry waits longer (before `Retry-After`).
     pub max_backoff: Duration,
+    /// `PLATFORM_TOKEN_SCOPE` (default `issue`): the `scope` claim of the Partner JWTs sent to
+    /// the platform. Its documents name the issue-on-behalf scope `issue` in some places and
+    /// `issue on-behalf` in others; set the one the platform's dashboard shows for the partner.
+    pub token_scope: ScopeClaim,
+}
+
+/// The default `scope` claim of outbound Partner JWTs: `issue`.
+fn default_token_scope() -> ScopeClaim {
+    ScopeClaim::from(Scope::issue())
 }
 
 impl PlatformConfig {
@@ -122,6 +132,7 @@ impl PlatformConfig {
             max_attempts: 4,
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(2000),
+            token_scope: default_token_scope(),
         })
     }
 
@@ -156,6 +167,11 @@ impl PlatformConfig {
                 "must not be shorter than PLATFORM_BASE_BACKOFF_MS",
             ));
         }
+        let token_scope = match r.optional("PLATFORM_TOKEN_SCOPE") {
+            None => default_token_scope(),
+            Some(text) => ScopeClaim::parse(&text)
+                .map_err(|e| ConfigError::new("PLATFORM_TOKEN_SCOPE", e.0))?,
+        };
         Ok(Self {
             base_url,
             local_ca,
@@ -164,6 +180,7 @@ impl PlatformConfig {
             max_attempts,
             base_backoff,
             max_backoff,
+            token_scope,
         })
     }
 

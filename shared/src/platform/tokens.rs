@@ -10,7 +10,7 @@ use super::PlatformError;
 use crate::cache::TtlCache;
 use crate::clock::SharedClock;
 use crate::keys::{
-    KeySetSource, MintedToken, PartnerId, PartnerJwt, Scope, TokenLifetime, TokenRequest,
+    KeySetSource, MintedToken, PartnerId, PartnerJwt, ScopeClaim, TokenLifetime, TokenRequest,
 };
 
 /// A cached token is dropped this long before its `exp`, so that it never reaches the platform
@@ -20,7 +20,7 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// Where Partner JWTs for outbound calls come from.
 #[async_trait]
 pub trait PartnerTokens: Send + Sync {
-    /// A token with scope `issue` for `email` (None: a token without email, for status calls).
+    /// A token with the configured scope claim for `email` (None: a token without email, for status calls).
     async fn token(&self, email: Option<&str>) -> Result<PartnerJwt, PlatformError>;
 
     /// Forgets any cached token for `email`: the platform refused it (401), so it may be stale
@@ -35,7 +35,7 @@ pub trait PartnerTokens: Send + Sync {
 pub struct MintingTokens {
     keys: Arc<dyn KeySetSource>,
     partner_id: PartnerId,
-    scope: Scope,
+    scope: ScopeClaim,
     lifetime: TokenLifetime,
     clock: SharedClock,
     cache: TtlCache<Option<String>, MintedToken>,
@@ -53,18 +53,17 @@ impl std::fmt::Debug for MintingTokens {
 }
 
 impl MintingTokens {
-    /// Tokens for `partner_id`, living `lifetime`, cached for at most `capacity` users. A
-    /// lifetime of 60 s or less is never cached (it would be stale at once).
+    /// Tokens for `partner_id` with the `scope` claim, living `lifetime`, cached for at most
+    /// `capacity` users. A lifetime of 60 s or less is never cached (it would be stale at once).
     pub fn new(
         keys: Arc<dyn KeySetSource>,
         partner_id: PartnerId,
+        scope: ScopeClaim,
         lifetime: TokenLifetime,
         clock: SharedClock,
         capacity: usize,
     ) -> Self {
         let ttl = lifetime.get().saturating_sub(REFRESH_MARGIN);
-        #[allow(clippy::expect_used)] // a constant that satisfies the scope syntax
-        let scope = Scope::new(Scope::ISSUE).expect("`issue` is a valid scope");
         Self {
             keys,
             partner_id,
@@ -77,12 +76,14 @@ impl MintingTokens {
     }
 
     /// Tokens signed with the key set in `secrets` that `keys` names (cached for
-    /// `KEY_SET_CACHE_SECONDS`), living `TOKEN_LIFETIME_SECONDS`: how the functions that call the
-    /// platform (issue, status poller) build theirs.
+    /// `KEY_SET_CACHE_SECONDS`), living `TOKEN_LIFETIME_SECONDS`, with the `scope` claim
+    /// (`PLATFORM_TOKEN_SCOPE`): how the functions that call the platform (issue, status poller)
+    /// build theirs.
     pub fn over_secret(
         secrets: Arc<dyn crate::secrets::SecretSource>,
         keys: &crate::keys::KeyConfig,
         partner_id: PartnerId,
+        scope: ScopeClaim,
         clock: SharedClock,
         capacity: usize,
     ) -> Self {
@@ -95,6 +96,7 @@ impl MintingTokens {
         Self::new(
             Arc::new(key_set),
             partner_id,
+            scope,
             keys.token_lifetime,
             clock,
             capacity,
@@ -178,6 +180,7 @@ mod tests {
         let tokens = MintingTokens::new(
             keys,
             PartnerId::new("p").unwrap(),
+            ScopeClaim::parse("issue").unwrap(),
             TokenLifetime::new(Duration::from_secs(lifetime_secs)).unwrap(),
             Arc::new(clock.clone()),
             capacity,

@@ -91,6 +91,7 @@ fn minting(keys: &Arc<dyn KeySetSource>, partner: &str, clock: SharedClock) -> M
     MintingTokens::new(
         Arc::clone(keys),
         PartnerId::new(partner).unwrap(),
+        shared::keys::ScopeClaim::parse("issue").unwrap(),
         TokenLifetime::new(Duration::from_secs(300)).unwrap(),
         clock,
         64,
@@ -647,6 +648,7 @@ async fn a_token_is_minted_again_once_it_is_within_a_minute_of_expiry() {
     let tokens = Arc::new(MintingTokens::new(
         Arc::clone(&env.jwks.keys),
         PartnerId::new(PARTNER).unwrap(),
+        shared::keys::ScopeClaim::parse("issue").unwrap(),
         TokenLifetime::new(Duration::from_secs(90)).unwrap(),
         Arc::new(clock.clone()),
         8,

@@ -24,7 +24,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use shared::clock::{Clock, ManualClock, Timestamp};
 use shared::keys::policy::{Change, RotationPolicy, plan};
 use shared::keys::{
-    JwksCache, KeySet, KeyTimings, Kid, PartnerId, PreparedKeys, RenderedJwks, Scope,
+    JwksCache, KeySet, KeyTimings, Kid, PartnerId, PreparedKeys, RenderedJwks, Scope, ScopeClaim,
     TokenLifetime, TokenRequest,
 };
 
@@ -376,7 +376,7 @@ impl Sim {
         }
         let now = self.now();
         let partner = PartnerId::new("partner-sim").unwrap();
-        let scope = Scope::new(Scope::ISSUE).unwrap();
+        let scope = ScopeClaim::parse(Scope::ISSUE).unwrap();
         let minted = keys
             .mint(
                 &TokenRequest {

@@ -450,6 +450,62 @@ async fn bad_input_gets_its_documented_answer() {
 }
 
 #[tokio::test]
+async fn the_issue_scope_is_sent_as_configured_and_a_platform_requiring_issue_on_behalf_takes_it() {
+    let on_behalf = |mut c: platform_sim::SimConfig| {
+        c.issue_scope = "issue on-behalf".to_owned();
+        c
+    };
+    // The default claim (`issue`) is refused by a platform that requires `issue on-behalf`.
+    let w = common::world_with_sim(&[], on_behalf).await;
+    let (s, a, _) = w
+        .send(w.post(
+            &w.writer,
+            Some("scope-1"),
+            &body("kyc-basic", "scope@example.com"),
+        ))
+        .await;
+    assert!(s >= 500, "{s} {a}");
+    let calls = w.issue_calls();
+    assert!(
+        calls.iter().all(|c| c.status == 401 || c.status == 403),
+        "{calls:?}"
+    );
+    assert_eq!(calls[0].claims.as_ref().unwrap()["scope"], "issue");
+    assert_eq!(
+        calls[0].auth_error.as_deref(),
+        Some("scope \"issue on-behalf\" required")
+    );
+
+    // Configured with it, the same platform issues.
+    let w = common::world_with_sim(&[("PLATFORM_TOKEN_SCOPE", "issue on-behalf")], on_behalf).await;
+    let (s, a, _) = w
+        .send(w.post(
+            &w.writer,
+            Some("scope-2"),
+            &body("kyc-basic", "scope@example.com"),
+        ))
+        .await;
+    assert_eq!(s, 202, "{a}");
+    let calls = w.issue_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        calls[0].claims.as_ref().unwrap()["scope"],
+        "issue on-behalf"
+    );
+
+    // A platform that requires `issue` (the default) takes either claim.
+    let w = world(&[("PLATFORM_TOKEN_SCOPE", "issue on-behalf")]).await;
+    let (s, a, _) = w
+        .send(w.post(
+            &w.writer,
+            Some("scope-3"),
+            &body("kyc-basic", "scope@example.com"),
+        ))
+        .await;
+    assert_eq!(s, 202, "{a}");
+}
+
+#[tokio::test]
 async fn the_status_route_reports_the_issuance() {
     let w = world(&[]).await;
     let (_, a, _) = w

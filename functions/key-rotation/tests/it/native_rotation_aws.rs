@@ -12,7 +12,9 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use shared::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
-use shared::keys::{KeySet, KeyState, PartnerId, PreparedKeys, RenderedJwks, Scope, TokenRequest};
+use shared::keys::{
+    KeySet, KeyState, PartnerId, PreparedKeys, RenderedJwks, Scope, ScopeClaim, TokenRequest,
+};
 use shared::secrets::aws::SecretsManagerStore;
 use shared::secrets::{SecretName, SecretSource, SecretWriter, Stage};
 use shared::telemetry::{MemorySink, Recorder};
@@ -141,7 +143,7 @@ async fn the_four_steps_turn_the_template_placeholder_into_a_key_set_that_signs_
     assert_eq!(set.state(&set.keys[0], now, &timings), KeyState::Active);
     let keys = PreparedKeys::new(set.clone(), timings, now).unwrap();
     let partner = PartnerId::new("partner-aws").unwrap();
-    let scope = Scope::new(Scope::ISSUE).unwrap();
+    let scope = ScopeClaim::parse(Scope::ISSUE).unwrap();
     let minted = keys
         .mint(
             &TokenRequest {

@@ -116,9 +116,9 @@ bench: venv bootstraps ## Print the performance figures (release build; never pa
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) run -q -p lambda-emu -- bench >/dev/null
 	@# The chaos suite, five times larger than in `make test`, on the embedded store (moto slows down
 	@# as its table grows; DynamoDB runs at the make-test size); it prints its counts.
-	CHAOS_ISSUANCES=1000 CHAOS_CALLBACKS=500 $(CARGO) test -q -p issue --test issue \
+	CHAOS_ISSUANCES=1000 CHAOS_CALLBACKS=500 $(CARGO) test -q -p issue --test it \
 		under_chaos_on_the_embedded_store -- --nocapture
-	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test -q -p issue --test issue \
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test -q -p issue --test it \
 		under_chaos_on_dynamodb -- --nocapture
 
 unit: ## Only the fast tests that need no moto

@@ -127,6 +127,8 @@ pub struct Issuance {
     wait_onchain_since: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     onchain_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Anchored::is_empty")]
+    anchored: Anchored,
     #[serde(default)]
     poll_attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,6 +167,28 @@ pub struct NewIssuance {
     /// The credential the user held for the program when the issuance began (from the resource
     /// lock): how an ambiguous outcome is told apart from an untouched platform.
     pub previous_core_claim_hash: Option<String>,
+}
+
+/// What the platform's status answer said about an anchored credential (each member as the
+/// platform wrote it, when it did): what a partner needs to refer to the credential.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Anchored {
+    /// The verifiable credential's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vc_id: Option<String>,
+    /// When it was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuance_date: Option<String>,
+    /// When it expires, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_date: Option<String>,
+}
+
+impl Anchored {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A transition the state machine does not allow.
@@ -208,6 +232,7 @@ impl Issuance {
             updated_at: now,
             wait_onchain_since: None,
             onchain_at: None,
+            anchored: Anchored::default(),
             poll_attempts: 0,
             last_polled_at: None,
             alerted_at: None,
@@ -251,6 +276,11 @@ impl Issuance {
     /// When the platform said `ONCHAIN`.
     pub fn onchain_at(&self) -> Option<Timestamp> {
         self.onchain_at
+    }
+
+    /// What the platform said about the credential when it was anchored.
+    pub fn anchored(&self) -> &Anchored {
+        &self.anchored
     }
 
     /// How many status polls were made.
@@ -433,14 +463,20 @@ impl Issuance {
         Ok(self)
     }
 
-    /// `WAIT_ONCHAIN` → `ISSUED`: the platform says `ONCHAIN`.
+    /// `WAIT_ONCHAIN` → `ISSUED`: the platform says `ONCHAIN`, with what it said about the
+    /// credential.
     ///
     /// # Errors
     /// From any other state.
-    pub fn onchain(mut self, now: Timestamp) -> Result<Self, InvalidTransition> {
+    pub fn onchain(
+        mut self,
+        anchored: Anchored,
+        now: Timestamp,
+    ) -> Result<Self, InvalidTransition> {
         self.check(IssuanceStatus::Issued, &[IssuanceStatus::WaitOnchain])?;
         self.status = IssuanceStatus::Issued;
         self.onchain_at = Some(now);
+        self.anchored = anchored;
         self.reason = None;
         self.updated_at = now;
         Ok(self)
@@ -719,13 +755,19 @@ mod tests {
         let t = Timestamp::from_millis(2_000);
         let waiting = pending().accepted(answer(), false, t).unwrap();
         assert!(pending().poll_claimed(t).is_err());
-        assert!(pending().onchain(t).is_err());
+        assert!(pending().onchain(Anchored::default(), t).is_err());
         let claimed = waiting.clone().poll_claimed(t).unwrap();
         assert_eq!(
             (claimed.poll_attempts(), claimed.last_polled_at()),
             (1, Some(t))
         );
-        let issued = claimed.clone().onchain(t).unwrap();
+        let anchored = Anchored {
+            vc_id: Some("urn:uuid:1".into()),
+            issuance_date: Some("2026-12-01T00:00:00Z".into()),
+            expiration_date: None,
+        };
+        let issued = claimed.clone().onchain(anchored.clone(), t).unwrap();
+        assert_eq!(issued.anchored(), &anchored);
         assert_eq!(issued.status(), IssuanceStatus::Issued);
         assert_eq!(issued.onchain_at(), Some(t));
         assert!(issued.clone().lost("x".into(), t).is_err());

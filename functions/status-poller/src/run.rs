@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use shared::clock::Timestamp;
-use shared::issuance::{InvalidTransition, Issuance, IssuanceStatus, poll_queue};
+use shared::issuance::{Anchored, InvalidTransition, Issuance, IssuanceStatus, poll_queue};
 use shared::platform::{Deadline, PlatformError, VcState, VcStatus};
 use shared::store::{
     Cursor, Due, DueRecords, NewRecord, QueueName, Record, RecordKey, StoreError, Version, Write,
@@ -505,12 +505,19 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
     // What the answer means for the record: a final state, or the wait before the next poll.
     let lost = |reason: String| issuance.clone().lost(reason, now);
     let last = match &answer {
-        Ok(VcStatus {
-            vc_status: VcState::Onchain,
-            ..
-        }) => {
+        Ok(
+            status @ VcStatus {
+                vc_status: VcState::Onchain,
+                ..
+            },
+        ) => {
             outcome.fate = Fate::Issued(waited);
-            let next = issuance.clone().onchain(now);
+            let anchored = Anchored {
+                vc_id: status.vc_id.clone(),
+                issuance_date: status.issuance_date.clone(),
+                expiration_date: status.expiration_date.clone(),
+            };
+            let next = issuance.clone().onchain(anchored, now);
             return finish_with(deps, &record, next, ctx, claimed, outcome).await;
         }
         Ok(VcStatus {

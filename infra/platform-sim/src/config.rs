@@ -127,6 +127,10 @@ pub struct SimConfig {
     /// `issue` in some places and `issue on-behalf` in others; with several space-separated
     /// scopes, a token must grant every one of them.
     pub issue_scope: String,
+    /// The members of status answers: the documented ones (default) or the richer shape.
+    pub status_shape: crate::state::StatusShape,
+    /// How long an issued credential is valid (its status answer's `expirationDate`).
+    pub credential_validity: Duration,
 }
 
 /// The clock the simulator checks token times on.
@@ -169,6 +173,8 @@ impl Default for SimConfig {
             tls: None,
             token_times: TokenTimes::Wall,
             issue_scope: crate::platform::ISSUE_SCOPE.to_owned(),
+            status_shape: crate::state::StatusShape::Documented,
+            credential_validity: Duration::from_secs(365 * 86_400),
         }
     }
 }

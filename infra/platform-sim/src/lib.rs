@@ -36,7 +36,7 @@ pub use clock::SimClock;
 pub use config::{ProgramConfig, SimConfig, TokenTimes, decode_webhook_secret};
 pub use faults::FaultSpec;
 pub use shared::ecies::Curve;
-pub use state::RequestRecord;
+pub use state::{RequestRecord, StatusShape};
 
 use crate::app::App;
 use crate::auth::Verifier;

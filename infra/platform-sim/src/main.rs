@@ -66,6 +66,20 @@ struct Args {
     /// documents name it, `issue on-behalf` (every space-separated scope must be granted).
     #[arg(long, default_value = "issue")]
     issue_scope: String,
+    /// Status answers: `documented` (exactly the platform's documented members) or `rich` (also
+    /// coreClaimHash, issuerDid, credentialId, revoked, revokedAt).
+    #[arg(long, default_value = "documented", value_parser = parse_status_shape)]
+    status_shape: platform_sim::StatusShape,
+}
+
+fn parse_status_shape(text: &str) -> Result<platform_sim::StatusShape, String> {
+    match text {
+        "documented" => Ok(platform_sim::StatusShape::Documented),
+        "rich" => Ok(platform_sim::StatusShape::Rich),
+        other => Err(format!(
+            "unknown status shape {other:?} (documented or rich)"
+        )),
+    }
 }
 
 #[tokio::main]
@@ -97,6 +111,7 @@ async fn main() -> ExitCode {
         callback_base_delay: Duration::from_millis(args.callback_base_delay_ms),
         callback_shape: args.callback_shape,
         issue_scope: args.issue_scope,
+        status_shape: args.status_shape,
         ..SimConfig::default()
     };
     if let Some(did) = args.issuer_did {

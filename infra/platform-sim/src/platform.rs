@@ -165,7 +165,12 @@ pub async fn status(
         let credential = store
             .credential(&hash)
             .ok_or_else(|| ApiError::not_found(format!("unknown coreClaimHash {hash:?}")))?;
-        let doc = credential.status_json(app.clock.now(), app.config.onchain_delay);
+        let doc = credential.status_json(
+            app.clock.now(),
+            app.config.onchain_delay,
+            app.config.credential_validity,
+            app.config.status_shape,
+        );
         Ok(Json(doc).into_response())
     })
     .await

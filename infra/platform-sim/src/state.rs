@@ -26,6 +26,17 @@ pub struct Cak {
     pub public_hex: String,
 }
 
+/// Which members a status answer carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StatusShape {
+    /// Exactly the documented members (the default).
+    #[default]
+    Documented,
+    /// The documented members plus `coreClaimHash`, `issuerDid`, `credentialId`, `revoked` and
+    /// `revokedAt`.
+    Rich,
+}
+
 /// One issued credential.
 #[derive(Clone, Debug)]
 pub struct Credential {
@@ -41,6 +52,8 @@ pub struct Credential {
     pub issuer_did: String,
     /// The verifiable credential id.
     pub vc_id: String,
+    /// Where the credential is kept in decentralised storage.
+    pub vc_dstorage_id: String,
     /// When it was issued (simulator clock).
     pub issued_at: SystemTime,
     /// When it was revoked, if it was.
@@ -62,20 +75,40 @@ impl Credential {
         }
     }
 
-    /// The status document of `GET /credentials/status`.
+    /// The status document of `GET /credentials/status`: the documented members (`vcStatus`,
+    /// `issuanceDate`, `expirationDate`, `vcId`, `issuerId`, `schemeId`, `vcDstorageId`), and with
+    /// [`StatusShape::Rich`] also `coreClaimHash`, `issuerDid`, `credentialId`, `revoked` and
+    /// `revokedAt`.
     #[must_use]
-    pub fn status_json(&self, now: SystemTime, onchain_delay: Duration) -> Value {
+    pub fn status_json(
+        &self,
+        now: SystemTime,
+        onchain_delay: Duration,
+        validity: Duration,
+        shape: StatusShape,
+    ) -> Value {
         let mut doc = serde_json::json!({
-            "coreClaimHash": self.core_claim_hash,
             "vcStatus": self.vc_status(now, onchain_delay),
             "issuanceDate": rfc3339(self.issued_at),
+            "expirationDate": rfc3339(self.issued_at + validity),
             "vcId": self.vc_id,
-            "issuerDid": self.issuer_did,
-            "credentialId": self.program,
-            "revoked": self.revoked_at.is_some(),
+            "issuerId": self.issuer_did,
+            "schemeId": self.program,
+            "vcDstorageId": self.vc_dstorage_id,
         });
-        if let (Some(at), Some(map)) = (self.revoked_at, doc.as_object_mut()) {
-            map.insert("revokedAt".to_owned(), Value::String(rfc3339(at)));
+        if shape == StatusShape::Rich
+            && let Some(map) = doc.as_object_mut()
+        {
+            map.insert(
+                "coreClaimHash".to_owned(),
+                self.core_claim_hash.clone().into(),
+            );
+            map.insert("issuerDid".to_owned(), self.issuer_did.clone().into());
+            map.insert("credentialId".to_owned(), self.program.clone().into());
+            map.insert("revoked".to_owned(), self.revoked_at.is_some().into());
+            if let Some(at) = self.revoked_at {
+                map.insert("revokedAt".to_owned(), Value::String(rfc3339(at)));
+            }
         }
         doc
     }
@@ -192,6 +225,10 @@ impl Store {
             core_claim_hash: core_claim_hash.clone(),
             user_uuid: uuid_from(&digest(seed, &[b"userUuid", req.email.as_bytes()])),
             vc_id: format!("urn:uuid:{}", uuid_from(&digest(seed, &[b"vcId", &n]))),
+            vc_dstorage_id: format!(
+                "vcd_{}",
+                hex::encode(&digest(seed, &[b"vcDstorageId", &n])[..16])
+            ),
             program: req.program,
             email: req.email,
             issuer_did: req.issuer_did,

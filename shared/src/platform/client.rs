@@ -178,9 +178,11 @@ impl PlatformClient {
     ) -> Result<VcStatus, PlatformError> {
         let url = self.endpoint("/credentials/status", Some(core_claim_hash));
         let build = |http: &reqwest::Client, _: bool| http.get(url.clone());
-        self.call(Op::Status, None, deadline, build, parse_status)
-            .await
-            .map(|(status, _)| status)
+        let ((status, echoed), _) = self
+            .call(Op::Status, None, deadline, build, parse_status)
+            .await?;
+        same_credential(core_claim_hash, echoed.as_deref())?;
+        Ok(status)
     }
 
     /// `POST /dstorage/ciphertexts?coreClaimHash=…` with the raw ciphertext as
@@ -607,15 +609,30 @@ fn parse_issued(body: &[u8]) -> Result<Issued, String> {
     })
 }
 
-fn parse_status(body: &[u8]) -> Result<VcStatus, String> {
+/// The documented status answer does not name the credential; one that does must name the one
+/// asked about.
+fn same_credential(asked: &str, echoed: Option<&str>) -> Result<(), PlatformError> {
+    match echoed {
+        Some(other) if other != asked => Err(PlatformError::Protocol(
+            "the status answer names another credential".to_owned(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn parse_status(body: &[u8]) -> Result<(VcStatus, Option<String>), String> {
     let wire: StatusWire = serde_json::from_slice(body)
         .map_err(|e| format!("status answer is not the expected JSON: {e}"))?;
-    Ok(VcStatus {
-        core_claim_hash: wire.core_claim_hash,
+    let status = VcStatus {
         vc_status: VcState::parse(&wire.vc_status),
         issuance_date: wire.issuance_date,
+        expiration_date: wire.expiration_date,
         vc_id: wire.vc_id,
-    })
+        issuer_id: wire.issuer_id,
+        scheme_id: wire.scheme_id,
+        vc_dstorage_id: wire.vc_dstorage_id,
+    };
+    Ok((status, wire.core_claim_hash))
 }
 
 fn parse_upload(body: &[u8]) -> Result<StorageId, String> {
@@ -672,11 +689,38 @@ mod tests {
         assert_eq!(issued.cak_curve, Some(Curve::Secp256k1));
         assert!(parse_issued(br#"{"coreClaimHash":"0x1"}"#).is_err());
         assert!(parse_issued(br#"{"coreClaimHash":"0x1","credentialId":"p","userUuid":"u","cakCurve":"ed25519"}"#).is_err());
-        let status = parse_status(
+        let (status, echoed) = parse_status(
             br#"{"coreClaimHash":"0x1","vcStatus":"ONCHAIN","issuanceDate":"2026-01-01T00:00:00Z","vcId":"urn:x"}"#,
         )
         .unwrap();
         assert_eq!(status.vc_status, VcState::Onchain);
+        assert_eq!(echoed.as_deref(), Some("0x1"));
+        // The documented answer: no coreClaimHash, the other members, and unknown ones ignored.
+        let (status, echoed) = parse_status(
+            br#"{"vcStatus":"ONCHAIN","issuanceDate":"2026-01-01T00:00:00Z","expirationDate":"2027-01-01T00:00:00Z","vcId":"urn:x","issuerId":"iss-1","schemeId":"kyc-basic","vcDstorageId":"vcd-1","somethingNew":{"a":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(echoed, None);
+        assert_eq!(
+            status,
+            VcStatus {
+                vc_status: VcState::Onchain,
+                issuance_date: Some("2026-01-01T00:00:00Z".into()),
+                expiration_date: Some("2027-01-01T00:00:00Z".into()),
+                vc_id: Some("urn:x".into()),
+                issuer_id: Some("iss-1".into()),
+                scheme_id: Some("kyc-basic".into()),
+                vc_dstorage_id: Some("vcd-1".into()),
+            }
+        );
+        assert!(parse_status(br#"{"issuanceDate":"2026-01-01T00:00:00Z"}"#).is_err());
+        assert!(
+            same_credential("0x1", None).is_ok() && same_credential("0x1", Some("0x1")).is_ok()
+        );
+        assert!(matches!(
+            same_credential("0x1", Some("0x2")),
+            Err(PlatformError::Protocol(_))
+        ));
         assert_eq!(
             parse_upload(br#"{"id":"a","storageId":"s"}"#).unwrap(),
             StorageId("s".into())

@@ -88,17 +88,24 @@ impl VcState {
     }
 }
 
-/// `GET /credentials/status`.
+/// `GET /credentials/status`: the members the platform documents, each optional but the state
+/// (members it adds later are ignored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VcStatus {
-    /// The credential.
-    pub core_claim_hash: String,
     /// Its state.
     pub vc_status: VcState,
     /// When it was issued (the platform's text).
     pub issuance_date: Option<String>,
+    /// When it expires (the platform's text), if it does.
+    pub expiration_date: Option<String>,
     /// The credential's id, once known.
     pub vc_id: Option<String>,
+    /// The platform's id of the issuer.
+    pub issuer_id: Option<String>,
+    /// The credential's scheme (schema) id.
+    pub scheme_id: Option<String>,
+    /// Where the credential is kept in the platform's decentralised storage.
+    pub vc_dstorage_id: Option<String>,
 }
 
 /// Where an uploaded ciphertext is stored at the platform.
@@ -128,12 +135,22 @@ pub(super) struct IssuedWire {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct StatusWire {
-    pub core_claim_hash: String,
+    /// Not in the documented answer; when a platform echoes it, it must be the one asked for.
+    #[serde(default)]
+    pub core_claim_hash: Option<String>,
     pub vc_status: String,
     #[serde(default)]
     pub issuance_date: Option<String>,
     #[serde(default)]
+    pub expiration_date: Option<String>,
+    #[serde(default)]
     pub vc_id: Option<String>,
+    #[serde(default)]
+    pub issuer_id: Option<String>,
+    #[serde(default)]
+    pub scheme_id: Option<String>,
+    #[serde(default)]
+    pub vc_dstorage_id: Option<String>,
 }
 
 #[derive(Deserialize)]

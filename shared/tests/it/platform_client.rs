@@ -561,9 +561,13 @@ async fn status_is_wait_onchain_then_onchain_once_the_delay_has_passed() {
         .status(&issued.core_claim_hash, soon())
         .await
         .unwrap();
-    assert_eq!(before.core_claim_hash, issued.core_claim_hash);
     assert_eq!(before.vc_status, VcState::WaitOnchain);
-    assert!(before.issuance_date.is_some());
+    assert!(before.issuance_date.is_some() && before.expiration_date.is_some());
+    assert_eq!(
+        before.scheme_id.as_deref(),
+        Some(issued.credential_id.as_str())
+    );
+    assert!(before.issuer_id.is_some() && before.vc_dstorage_id.is_some());
 
     env.sim.advance(ONCHAIN_DELAY + Duration::from_secs(1));
     let after = env

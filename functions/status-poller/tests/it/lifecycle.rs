@@ -53,6 +53,11 @@ async fn a_credential_is_polled_on_its_backoff_schedule_and_issued_once_the_plat
     assert_eq!(issuance.wait_onchain_seconds(w.clock.now()), Some(122.0));
     assert_eq!(issuance.poll_attempts(), 9);
     assert_eq!(issuance.alerted_at(), None);
+    // What the platform said about the anchored credential is kept for the status route.
+    let anchored = issuance.anchored();
+    assert!(anchored.vc_id.as_deref().unwrap().starts_with("urn:uuid:"));
+    assert!(anchored.issuance_date.is_some());
+    assert!(anchored.expiration_date > anchored.issuance_date);
     assert!(
         record.due.is_none(),
         "an issued record leaves the poll queue"

@@ -93,6 +93,13 @@ async fn an_issued_credential_is_polled_until_anchored_and_reported_issued_with_
     assert_eq!(status["status"], "ISSUED", "{status}");
     assert_eq!(status["coreClaimHash"], answer["coreClaimHash"]);
     assert!(status["onchainAt"].is_string(), "{status}");
+    // What a partner needs to refer to the anchored credential, as the platform said it.
+    assert!(
+        status["vcId"].as_str().unwrap().starts_with("urn:uuid:"),
+        "{status}"
+    );
+    assert!(status["issuanceDate"].is_string(), "{status}");
+    assert!(status["expirationDate"].is_string(), "{status}");
     let waited = status["waitOnchainSeconds"].as_f64().unwrap();
     assert!(
         waited >= 2.0,

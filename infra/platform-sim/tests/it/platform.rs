@@ -6,7 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::{Env, issue_body};
-use platform_sim::{Curve, ProgramConfig};
+use platform_sim::{Curve, ProgramConfig, SimConfig};
 use serde_json::{Value, json};
 use shared::ecies::{self, PublicKey};
 
@@ -69,7 +69,6 @@ async fn duplicate_under_revoke_revokes_the_old_credential_and_issues_a_new_one(
         .status_of(first["coreClaimHash"].as_str().unwrap())
         .await;
     assert_eq!(old["vcStatus"], "REVOKED");
-    assert_eq!(old["revoked"], true);
     let (_, new) = env
         .status_of(second["coreClaimHash"].as_str().unwrap())
         .await;
@@ -92,13 +91,58 @@ async fn status_moves_from_wait_onchain_to_onchain_after_the_delay() {
     let (status, doc) = env.status_of(hash).await;
     assert_eq!(status, 200);
     assert_eq!(doc["vcStatus"], "WAIT_ONCHAIN");
-    assert_eq!(doc["coreClaimHash"], hash);
-    assert_eq!(doc["issuerDid"], "did:air:id:test:issuer");
+    assert_eq!(doc["issuerId"], "did:air:id:test:issuer");
+    assert_eq!(doc["schemeId"], "kyc-basic");
+    assert!(doc["vcDstorageId"].as_str().unwrap().starts_with("vcd_"));
     assert!(doc["vcId"].as_str().unwrap().starts_with("urn:uuid:"));
     assert!(doc["issuanceDate"].as_str().unwrap().ends_with('Z'));
+    assert!(doc["expirationDate"].as_str().unwrap() > doc["issuanceDate"].as_str().unwrap());
     env.sim.advance(Duration::from_secs(61));
     let (_, doc) = env.status_of(hash).await;
     assert_eq!(doc["vcStatus"], "ONCHAIN");
+}
+
+#[tokio::test]
+async fn a_status_answer_carries_exactly_the_documented_members_unless_the_rich_shape_is_chosen() {
+    let documented = [
+        "expirationDate",
+        "issuanceDate",
+        "issuerId",
+        "schemeId",
+        "vcDstorageId",
+        "vcId",
+        "vcStatus",
+    ];
+    let members = |doc: &Value| {
+        let mut keys: Vec<String> = doc.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let env = Env::start().await;
+    let (_, issued) = env
+        .issue("alice@example.com", issue_body("kyc-basic"))
+        .await;
+    let (_, doc) = env
+        .status_of(issued["coreClaimHash"].as_str().unwrap())
+        .await;
+    assert_eq!(members(&doc), documented);
+
+    let env = Env::start_with(|c| SimConfig {
+        status_shape: platform_sim::StatusShape::Rich,
+        ..c
+    })
+    .await;
+    let (_, issued) = env
+        .issue("alice@example.com", issue_body("kyc-basic"))
+        .await;
+    let hash = issued["coreClaimHash"].as_str().unwrap();
+    let (_, doc) = env.status_of(hash).await;
+    assert_eq!(doc["coreClaimHash"], hash);
+    assert_eq!(doc["issuerDid"], "did:air:id:test:issuer");
+    assert_eq!(doc["revoked"], false);
+    for member in documented {
+        assert!(doc.get(member).is_some(), "{member}");
+    }
 }
 
 #[tokio::test]

@@ -35,6 +35,10 @@ async fn the_poller_bootstrap_takes_an_issued_credential_from_wait_onchain_to_is
     let state = body(&answer);
     assert_eq!(state["status"], "ISSUED", "{state}");
     assert!(state["onchainAt"].is_string());
+    assert!(
+        state["vcId"].is_string() && state["expirationDate"].is_string(),
+        "{state}"
+    );
     assert!(state["waitOnchainSeconds"].as_f64().unwrap() >= 0.0);
 
     // A run with nothing due polls nothing.

@@ -207,3 +207,78 @@ mod tests {
         assert_eq!(v["errorType"], "request_in_progress");
     }
 }
+
+/// The path an API is mapped under on a custom domain (`API_BASE_PATH`, the template's
+/// `CustomDomainBasePath`; empty by default). API Gateway keeps the mapping's base path in the
+/// path a function receives (`rawPath`), which is also the path the client signed: signatures are
+/// checked on that full path, and routes are matched on the path with the base path taken off.
+/// A request through the generated `execute-api` address has no base path and routes the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiBasePath(Option<String>);
+
+impl ApiBasePath {
+    /// The environment variable.
+    pub const VAR: &'static str = "API_BASE_PATH";
+
+    /// A base path: empty, or segments of `A-Za-z0-9._~-` separated by `/` (no leading or
+    /// trailing slash), as API Gateway's mapping keys are.
+    pub fn parse(text: &str) -> Result<Self, crate::config::ConfigError> {
+        if text.is_empty() {
+            return Ok(Self(None));
+        }
+        let segment_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 100
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
+        };
+        if text.len() > 200 || !text.split('/').all(segment_ok) {
+            return Err(crate::config::ConfigError::new(
+                Self::VAR,
+                "must be empty or path segments of A-Za-z0-9._~- separated by / (no leading or \
+                 trailing slash)",
+            ));
+        }
+        Ok(Self(Some(format!("/{text}"))))
+    }
+
+    /// Reads `API_BASE_PATH` (default: none).
+    pub fn from_env(r: &crate::config::EnvReader<'_>) -> Result<Self, crate::config::ConfigError> {
+        Self::parse(&r.optional(Self::VAR).unwrap_or_default())
+    }
+
+    /// The path within the API: `path` without the base path it starts with, if it does.
+    pub fn route<'a>(&self, path: &'a str) -> &'a str {
+        let Some(base) = &self.0 else { return path };
+        match path.strip_prefix(base.as_str()) {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => path,
+        }
+    }
+}
+
+#[cfg(test)]
+mod base_path_tests {
+    use super::ApiBasePath;
+
+    #[test]
+    fn a_base_path_is_taken_off_the_route_only_where_it_is_a_whole_leading_segment() {
+        let base = ApiBasePath::parse("partner/v2").unwrap();
+        assert_eq!(base.route("/partner/v2/v1/credentials"), "/v1/credentials");
+        assert_eq!(base.route("/partner/v2"), "/");
+        assert_eq!(
+            base.route("/partner/v2x/v1/credentials"),
+            "/partner/v2x/v1/credentials"
+        );
+        assert_eq!(base.route("/v1/credentials"), "/v1/credentials");
+        let none = ApiBasePath::parse("").unwrap();
+        assert_eq!(
+            none.route("/partner/v1/credentials"),
+            "/partner/v1/credentials"
+        );
+        for bad in ["/partner", "partner/", "a//b", "a b", "a?b"] {
+            assert!(ApiBasePath::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

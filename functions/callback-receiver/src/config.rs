@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use shared::config::{ConfigError, EnvReader};
+use shared::http::ApiBasePath;
 use shared::secrets::SecretName;
 
 use crate::keys::DEFAULT_WEBHOOK_SECRETS_SECRET;
@@ -17,6 +18,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// The function's configuration.
 #[derive(Debug, Clone)]
 pub struct CallbackConfig {
+    /// `API_BASE_PATH` (default empty): the custom domain's base path, taken off before routing.
+    pub base_path: ApiBasePath,
     /// `MAX_CALLBACK_BODY_BYTES` (default 65536): larger bodies get 413 before anything else.
     pub max_body_bytes: usize,
     /// `WEBHOOK_SCHEME`: `standard` (default) or `hex`.
@@ -101,6 +104,7 @@ impl CallbackConfig {
             ));
         }
         Ok(Self {
+            base_path: ApiBasePath::from_env(r)?,
             max_body_bytes,
             scheme: r.parsed_or("WEBHOOK_SCHEME", Scheme::Standard)?,
             tolerance: r.seconds("WEBHOOK_TOLERANCE_SECONDS", 300, 1, 300)?,

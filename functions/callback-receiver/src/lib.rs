@@ -163,7 +163,7 @@ impl shared::entry::ServesHttp for CallbackDeps {
 
 /// Handles one request.
 pub async fn handle(req: Request, deps: &CallbackDeps) -> Response<Body> {
-    let result = if req.uri().path() != CALLBACK_PATH {
+    let result = if deps.config.base_path.route(req.uri().path()) != CALLBACK_PATH {
         Err(ApiError::new(ErrorType::NotFound, "no such route"))
     } else if req.method() != Method::POST {
         Err(ApiError::new(

@@ -22,7 +22,7 @@ use shared::auth::{RequestVerifier, SecretApiKeys, StackEnvironment};
 use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::error::{ApiError, ErrorType};
-use shared::http::Reply;
+use shared::http::{ApiBasePath, Reply};
 use shared::keys::{KeyConfig, PartnerId};
 use shared::pii::DataKeySource;
 use shared::platform::{MintingTokens, PlatformClient, PlatformConfig, PlatformError};
@@ -69,6 +69,8 @@ pub struct IssueConfig {
     /// the step-up MFA assertions of `requireMfa` programs come from. Required when a program
     /// requires MFA.
     pub step_up: Option<StepUpConfig>,
+    /// `API_BASE_PATH` (default empty): the custom domain's base path, taken off before routing.
+    pub base_path: ApiBasePath,
 }
 
 impl IssueConfig {
@@ -107,6 +109,7 @@ impl IssueConfig {
             ));
         }
         Ok(Self {
+            base_path: ApiBasePath::from_env(r)?,
             partner_id,
             api_keys_secret: SecretName::new(&api_keys)
                 .map_err(|e| ConfigError::new("API_KEYS_SECRET_NAME", e.to_string()))?,
@@ -242,7 +245,7 @@ impl shared::entry::ServesHttp for IssueDeps {
 
 /// Handles one request to either route.
 pub async fn handle(req: Request, deps: &IssueDeps) -> Response<Body> {
-    let path = req.uri().path().to_owned();
+    let path = deps.config.base_path.route(req.uri().path()).to_owned();
     let result = match (req.method(), path.strip_prefix("/v1/credentials")) {
         (&Method::POST, Some("")) => create::create(&req, deps).await,
         (&Method::GET, Some(rest)) if rest.starts_with('/') => {

@@ -506,6 +506,59 @@ async fn the_issue_scope_is_sent_as_configured_and_a_platform_requiring_issue_on
 }
 
 #[tokio::test]
+async fn behind_a_custom_domain_base_path_signed_requests_verify_on_the_path_the_client_sent() {
+    let w = world(&[("API_BASE_PATH", "partner")]).await;
+    let b = body("kyc-basic", "mapped@example.com");
+    // The client signs and sends the path on the custom domain, base path included, and API
+    // Gateway passes that path on (rawPath) to the function.
+    let create = w
+        .signed(
+            &w.writer,
+            Method::POST,
+            "/partner/v1/credentials",
+            b.to_string().into_bytes(),
+        )
+        .header("content-type", "application/json")
+        .header("idempotency-key", "mapped-1");
+    let (s, a, _) = w.send(create).await;
+    assert_eq!(s, 202, "{a}");
+    let id = a["issuanceId"].as_str().unwrap();
+    let path = format!("/partner/v1/credentials/{id}");
+    let (s, v, _) = w
+        .send(w.signed(&w.reader, Method::GET, &path, Vec::new()))
+        .await;
+    assert_eq!((s, v["issuanceId"].as_str()), (200, Some(id)), "{v}");
+    // The generated execute-api address has no base path and still routes.
+    let direct = format!("/v1/credentials/{id}");
+    let (s, _, _) = w
+        .send(w.signed(&w.reader, Method::GET, &direct, Vec::new()))
+        .await;
+    assert_eq!(s, 200);
+
+    // A signature over the path without the base path does not verify on the mapped path.
+    let sig_for = w
+        .signed(&w.reader, Method::GET, &direct, Vec::new())
+        .build();
+    let mut moved = shared::apigw::ApiGatewayRequest::new(Method::GET, &path);
+    for name in ["x-access-key", "x-timestamp", "x-signature"] {
+        moved = moved.header(name, sig_for.headers()[name].to_str().unwrap());
+    }
+    let (s, e, _) = w.send(moved).await;
+    assert_eq!(
+        (s, e["errorType"].as_str()),
+        (401, Some("signature_mismatch")),
+        "{e}"
+    );
+
+    // Without API_BASE_PATH, a mapped path is not a route of the API.
+    let plain = world(&[]).await;
+    let (s, _, _) = plain
+        .send(plain.signed(&plain.reader, Method::GET, &path, Vec::new()))
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
 async fn the_status_route_reports_the_issuance() {
     let w = world(&[]).await;
     let (_, a, _) = w

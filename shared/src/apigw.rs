@@ -106,6 +106,12 @@ impl ApiGatewayRequest {
         ctx.http.source_ip = Some(self.source_ip);
         ctx.route_key = self.route_key;
         ctx.stage = Some("$default".into());
+        // API Gateway names the host it served the request on.
+        ctx.domain_name = self
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+            .map(|(_, value)| value.clone());
         if let Some(claims) = self.claims {
             let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
             jwt.claims = claims;

@@ -249,12 +249,91 @@ impl ApiBasePath {
 
     /// The path within the API: `path` without the base path it starts with, if it does.
     pub fn route<'a>(&self, path: &'a str) -> &'a str {
-        let Some(base) = &self.0 else { return path };
-        match path.strip_prefix(base.as_str()) {
-            Some("") => "/",
-            Some(rest) if rest.starts_with('/') => rest,
-            _ => path,
+        match self.split(path) {
+            Some(("", _)) | None => path,
+            Some((_, "")) => "/",
+            Some((_, rest)) => rest,
         }
+    }
+
+    /// The base path `path` came through (`/partner`), or `""` when it did not.
+    pub fn prefix_of<'a>(&self, path: &'a str) -> &'a str {
+        self.split(path).map_or("", |(prefix, _)| prefix)
+    }
+
+    fn split<'a>(&self, path: &'a str) -> Option<(&'a str, &'a str)> {
+        let base = self.0.as_deref()?;
+        let rest = path.strip_prefix(base)?;
+        (rest.is_empty() || rest.starts_with('/')).then(|| (&path[..base.len()], rest))
+    }
+}
+
+/// The public address Partner JWTs name as their issuer (`iss`) and the OIDC discovery document
+/// describes: `PUBLIC_BASE_URL` when it is set (an `https://` URL without a trailing slash), else
+/// the address the request reached the API on, `https://<requestContext.domainName>` plus the
+/// base path the request came through. API Gateway sets the domain name from the host it served
+/// (its own `execute-api` name or the custom domain), so a client cannot choose it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublicAddress {
+    configured: Option<String>,
+    base_path: ApiBasePath,
+}
+
+impl PublicAddress {
+    /// The environment variable of the fixed address.
+    pub const VAR: &'static str = "PUBLIC_BASE_URL";
+
+    /// An address fixed to `configured`, or taken from each request when `None`.
+    pub fn new(
+        configured: Option<&str>,
+        base_path: ApiBasePath,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let configured = match configured {
+            None | Some("") => None,
+            Some(url) => {
+                let ok = url.starts_with("https://")
+                    && !url.ends_with('/')
+                    && url.len() <= 512
+                    && !url.contains(['?', '#', ' '])
+                    && url.len() > "https://".len();
+                if !ok {
+                    return Err(crate::config::ConfigError::new(
+                        Self::VAR,
+                        "must be an https:// URL without a trailing slash, query or fragment",
+                    ));
+                }
+                Some(url.to_owned())
+            }
+        };
+        Ok(Self {
+            configured,
+            base_path,
+        })
+    }
+
+    /// Reads `PUBLIC_BASE_URL` and `API_BASE_PATH`.
+    pub fn from_env(r: &crate::config::EnvReader<'_>) -> Result<Self, crate::config::ConfigError> {
+        Self::new(r.optional(Self::VAR).as_deref(), ApiBasePath::from_env(r)?)
+    }
+
+    /// The base path routes are matched without.
+    pub fn base_path(&self) -> &ApiBasePath {
+        &self.base_path
+    }
+
+    /// The public base URL `req` reached, if it can be told.
+    pub fn of(&self, req: &lambda_http::Request) -> Option<String> {
+        use lambda_http::RequestExt;
+        use lambda_http::request::RequestContext;
+        if let Some(url) = &self.configured {
+            return Some(url.clone());
+        }
+        let domain = match req.request_context_ref()? {
+            RequestContext::ApiGatewayV2(ctx) => ctx.domain_name.clone()?,
+            _ => return None,
+        };
+        let prefix = self.base_path.prefix_of(req.uri().path());
+        Some(format!("https://{domain}{prefix}"))
     }
 }
 
@@ -272,6 +351,8 @@ mod base_path_tests {
             "/partner/v2x/v1/credentials"
         );
         assert_eq!(base.route("/v1/credentials"), "/v1/credentials");
+        assert_eq!(base.prefix_of("/partner/v2/v1/credentials"), "/partner/v2");
+        assert_eq!(base.prefix_of("/v1/credentials"), "");
         let none = ApiBasePath::parse("").unwrap();
         assert_eq!(
             none.route("/partner/v1/credentials"),

@@ -1,4 +1,8 @@
-//! JWKS: `GET /.well-known/jwks.json`, the public keys the platform verifies Partner JWTs with.
+//! JWKS: `GET /.well-known/jwks.json`, the public keys the platform verifies Partner JWTs with,
+//! and `GET /.well-known/openid-configuration`, the OIDC discovery document that lets generic
+//! verifiers (an API Gateway JWT authorizer, an OIDC library) find that JWKS from the tokens'
+//! issuer (`issuer`, `jwks_uri`, `id_token_signing_alg_values_supported: ["ES256"]`). The
+//! discovery document follows the same cache and `ETag` rules as the JWKS.
 //!
 //! Public members only (`kty crv x y kid use alg`), every pending, active and still-verifiable key;
 //! `Cache-Control: public, max-age=<JWKS_MAX_AGE_SECONDS>`, a strong `ETag`, and `304` on a
@@ -14,16 +18,19 @@ use lambda_http::{Body, Request, Response};
 use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::error::{ApiError, ErrorType};
-use shared::http::{CachePolicy, Reply};
-use shared::keys::{JwksCache, KeyConfig, KeySetSource, SecretKeySet};
+use shared::http::{CachePolicy, PublicAddress, Reply};
+use shared::keys::{JwksCache, KeyConfig, KeySetSource, SecretKeySet, discovery_document};
 use shared::secrets::SecretSource;
 use shared::telemetry::Recorder;
 
-/// The JWKS function's configuration: the key settings.
+/// The JWKS function's configuration: the key settings and the public address.
 #[derive(Debug, Clone)]
 pub struct JwksConfig {
     /// `KEY_SET_SECRET_NAME`, `JWKS_MAX_AGE_SECONDS`, … .
     pub keys: KeyConfig,
+    /// `PUBLIC_BASE_URL` (default: the address each request reached) and `API_BASE_PATH`: the
+    /// issuer the discovery document names.
+    pub public: PublicAddress,
 }
 
 impl JwksConfig {
@@ -31,9 +38,15 @@ impl JwksConfig {
     pub fn from_env(r: &EnvReader<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             keys: KeyConfig::from_env(r)?,
+            public: PublicAddress::from_env(r)?,
         })
     }
 }
+
+/// The JWKS route.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// The OIDC discovery route.
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 /// What the handler needs, built once per container.
 pub struct JwksDeps {
@@ -95,6 +108,21 @@ pub async fn handle(req: Request, deps: &JwksDeps) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Reply::error(&ApiError::new(ErrorType::MethodNotAllowed, "use GET")).build();
     }
+    let cache = CachePolicy::Public {
+        max_age_secs: deps.config.keys.jwks_max_age_secs(),
+    };
+    match deps.config.public.base_path().route(req.uri().path()) {
+        JWKS_PATH => {}
+        DISCOVERY_PATH => {
+            let Some(issuer) = deps.config.public.of(&req) else {
+                tracing::error!("cannot tell the public address: set PUBLIC_BASE_URL");
+                return Reply::error(&ApiError::internal()).build();
+            };
+            let (body, etag) = discovery_document(&issuer);
+            return answer(&req, body, &etag, cache);
+        }
+        _ => return Reply::error(&ApiError::new(ErrorType::NotFound, "no such route")).build(),
+    }
     let keys = match deps.keys.keys().await {
         Ok(k) => k,
         Err(e) => {
@@ -105,20 +133,23 @@ pub async fn handle(req: Request, deps: &JwksDeps) -> Response<Body> {
     let jwks = deps
         .rendered
         .get(keys.set(), deps.clock.now(), keys.timings());
-    let cache = CachePolicy::Public {
-        max_age_secs: deps.config.keys.jwks_max_age_secs(),
-    };
+    answer(&req, jwks.body.clone(), &jwks.etag, cache)
+}
+
+/// A public document with its `ETag`: `304` on a matching `If-None-Match`, headers only on
+/// `HEAD`.
+fn answer(req: &Request, body: String, etag: &str, cache: CachePolicy) -> Response<Body> {
     let not_modified = req
         .headers()
         .get("if-none-match")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| jwks.matches(v));
+        .is_some_and(|v| shared::keys::etag_matches(v, etag));
     let reply = if not_modified {
         Reply::empty(304)
     } else if req.method() == Method::HEAD {
         Reply::empty(200)
     } else {
-        Reply::json_text(200, jwks.body.clone())
+        Reply::json_text(200, body)
     };
-    reply.cache(cache).header(ETAG, &jwks.etag).build()
+    reply.cache(cache).header(ETAG, etag).build()
 }

@@ -33,7 +33,7 @@ use shared::auth::{Caller, Permission, RequestVerifier, SecretApiKeys, StackEnvi
 use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::error::{ApiError, ErrorType};
-use shared::http::Reply;
+use shared::http::{PublicAddress, Reply};
 use shared::keys::{
     KeyConfig, KeySetSource, MintError, PartnerId, Scope, ScopeClaim, SecretKeySet, TokenRequest,
 };
@@ -75,6 +75,9 @@ pub struct MintConfig {
     /// `REQUIRE_VERIFIED_EMAIL` (default `true`): refuse an e-mail whose verified claim is not
     /// `true`.
     pub require_verified_email: bool,
+    /// `PUBLIC_BASE_URL` (default: the address each request reached) and `API_BASE_PATH`: the
+    /// `iss` of the minted tokens, the issuer the JWKS function's OIDC discovery document names.
+    pub public: PublicAddress,
 }
 
 fn scopes(r: &EnvReader<'_>, var: &str, default: &str) -> Result<Vec<Scope>, ConfigError> {
@@ -98,6 +101,7 @@ impl MintConfig {
             .optional("API_KEYS_SECRET_NAME")
             .unwrap_or_else(|| shared::auth::DEFAULT_API_KEYS_SECRET.to_owned());
         Ok(Self {
+            public: PublicAddress::from_env(r)?,
             partner_id,
             keys: KeyConfig::from_env(r)?,
             allowed_scopes,
@@ -284,6 +288,7 @@ async fn mint(req: &Request, deps: &MintDeps) -> Result<Response<Body>, ApiError
         tracing::error!(error = %e, "cannot load the signing key set");
         ApiError::internal()
     })?;
+    let issuer = deps.config.public.of(req);
     let minted = keys
         .mint(
             &TokenRequest {
@@ -291,6 +296,7 @@ async fn mint(req: &Request, deps: &MintDeps) -> Result<Response<Body>, ApiError
                 scope: &ScopeClaim::from(scope.clone()),
                 email: subject.email.as_deref(),
                 sub: subject.sub.as_deref(),
+                issuer: issuer.as_deref(),
                 lifetime: deps.config.keys.token_lifetime,
             },
             deps.clock.now(),

@@ -95,7 +95,9 @@ async fn dispatch(
         "/v1/server/partner-tokens" => {
             to_axum(token_mint::handle(lambda_req.build(), &stack.mint).await)
         }
-        "/.well-known/jwks.json" => to_axum(jwks::handle(lambda_req.build(), &stack.jwks).await),
+        "/.well-known/jwks.json" | "/.well-known/openid-configuration" => {
+            to_axum(jwks::handle(lambda_req.build(), &stack.jwks).await)
+        }
         p if p == "/v1/credentials" || p.starts_with("/v1/credentials/") => {
             to_axum(issue::handle(lambda_req.build(), &stack.issue).await)
         }

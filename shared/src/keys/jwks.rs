@@ -28,18 +28,47 @@ impl RenderedJwks {
         let keys = set.published(now, timings);
         let kids = keys.iter().map(|k| k.kid.clone()).collect();
         let body = serde_json::json!({ "keys": keys }).to_string();
-        let digest = Sha256::digest(body.as_bytes());
-        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..18]));
+        let etag = strong_etag(&body);
         Self { body, etag, kids }
     }
 
     /// Whether an `If-None-Match` header value matches this document's ETag (a list of tags, or
     /// `*`; a weak tag matches by its opaque part, as RFC 9110 asks for `If-None-Match`).
     pub fn matches(&self, if_none_match: &str) -> bool {
-        if_none_match.split(',').map(str::trim).any(|tag| {
-            tag == "*" || tag == self.etag || tag.strip_prefix("W/") == Some(self.etag.as_str())
-        })
+        etag_matches(if_none_match, &self.etag)
     }
+}
+
+/// A strong ETag (quoted) of a published document's body.
+pub fn strong_etag(body: &str) -> String {
+    let digest = Sha256::digest(body.as_bytes());
+    format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..18]))
+}
+
+/// Whether an `If-None-Match` header value matches `etag` (a list of tags, or `*`; a weak tag
+/// matches by its opaque part, as RFC 9110 asks for `If-None-Match`).
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag))
+}
+
+/// The OIDC discovery document of the Partner JWTs issued as `issuer` (the public base URL):
+/// where their JWKS is and how they are signed, with its strong `ETag`. Only what a verifier
+/// needs: this is not an OpenID provider (no authorization endpoint), it only describes tokens.
+pub fn discovery_document(issuer: &str) -> (String, String) {
+    let body = serde_json::json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "claims_supported": ["iss", "sub", "email", "partnerId", "scope", "iat", "nbf", "exp", "jti"],
+    })
+    .to_string();
+    let etag = strong_etag(&body);
+    (body, etag)
 }
 
 /// Keeps the last rendering and reuses it while the published key list is the same.

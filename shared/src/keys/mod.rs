@@ -11,7 +11,7 @@ pub mod source;
 
 pub use config::{DEFAULT_KEY_SET_SECRET, KeyConfig};
 pub use jwk::{Kid, PrivateJwk, PublicJwk, thumbprint};
-pub use jwks::{JwksCache, RenderedJwks};
+pub use jwks::{JwksCache, RenderedJwks, discovery_document, etag_matches, strong_etag};
 pub use policy::{Change, RotationPolicy};
 pub use set::{KeyEntry, KeySet, KeyState, KeyTimings};
 pub use signer::{

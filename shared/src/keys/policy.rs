@@ -328,6 +328,7 @@ mod tests {
                     scope: &scope,
                     email: None,
                     sub: None,
+                    issuer: None,
                     lifetime: TokenLifetime::new(t.max_token_lifetime).unwrap(),
                 },
                 now,

@@ -161,6 +161,9 @@ pub struct TokenRequest<'a> {
     pub email: Option<&'a str>,
     /// The user's subject, when known.
     pub sub: Option<&'a str>,
+    /// The `iss` claim: the public base URL whose OIDC discovery document and JWKS verify the
+    /// token (tokens the token mint hands out); `None` for tokens only the platform reads.
+    pub issuer: Option<&'a str>,
     /// How long the token lives.
     pub lifetime: TokenLifetime,
 }
@@ -168,6 +171,8 @@ pub struct TokenRequest<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Claims<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
     partner_id: &'a str,
     scope: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -269,6 +274,7 @@ impl PreparedKeys {
         let iat = now.as_secs();
         let exp = now.plus(req.lifetime.get()).as_secs();
         let claims = Claims {
+            iss: req.issuer,
             partner_id: req.partner_id.as_str(),
             scope: req.scope.as_str(),
             email: req.email,
@@ -344,6 +350,7 @@ mod tests {
                     scope: &scope,
                     email: Some("dana@example.com"),
                     sub: Some("user-42"),
+                    issuer: None,
                     lifetime: TokenLifetime::new(Duration::from_secs(120)).unwrap(),
                 },
                 now,
@@ -384,6 +391,7 @@ mod tests {
             scope: &scope,
             email: None,
             sub: None,
+            issuer: None,
             lifetime: TokenLifetime::new(Duration::from_secs(60)).unwrap(),
         };
         let a = keys.mint(&req, now).unwrap();
@@ -415,6 +423,7 @@ mod tests {
                     scope: &scope,
                     email: None,
                     sub: None,
+                    issuer: None,
                     lifetime: TokenLifetime::new(Duration::from_secs(60)).unwrap(),
                 },
                 Timestamp::from_secs(0),

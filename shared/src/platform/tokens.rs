@@ -134,6 +134,7 @@ impl PartnerTokens for MintingTokens {
                     scope: &self.scope,
                     email,
                     sub: None,
+                    issuer: None,
                     lifetime: self.lifetime,
                 },
                 self.clock.now(),

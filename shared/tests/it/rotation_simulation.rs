@@ -384,6 +384,7 @@ impl Sim {
                     scope: &scope,
                     email: Some("dana@example.com"),
                     sub: None,
+                    issuer: None,
                     lifetime: TokenLifetime::new(self.timings.max_token_lifetime).unwrap(),
                 },
                 now,

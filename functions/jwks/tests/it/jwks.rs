@@ -26,11 +26,17 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(&[]).await
+}
+
+async fn world_with(extra: &[(&str, &str)]) -> World {
     let clock = ManualClock::new(Timestamp::from_secs(1_795_262_400));
     let shared_clock: SharedClock = Arc::new(clock.clone());
     let dir = tempfile::tempdir().unwrap();
     let files = FileSecrets::open(dir.path(), shared_clock.clone()).unwrap();
-    let env = MapEnv::from_pairs([("JWKS_MAX_AGE_SECONDS", "120")]);
+    let mut pairs = vec![("JWKS_MAX_AGE_SECONDS", "120")];
+    pairs.extend_from_slice(extra);
+    let env = MapEnv::from_pairs(pairs);
     let config = JwksConfig::from_env(&EnvReader::new(&env)).unwrap();
     let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
     let store = KeySetStore::new(writer, config.keys.secret_name.clone());
@@ -158,4 +164,96 @@ async fn the_sample_events_get_the_answers_they_are_named_for() {
             .status(),
         200
     );
+}
+
+fn discovery(host: &str, path: &str) -> ApiGatewayRequest {
+    ApiGatewayRequest::new(Method::GET, path).header("host", host)
+}
+
+#[tokio::test]
+async fn the_discovery_document_names_the_address_the_request_reached_and_its_jwks() {
+    let w = world().await;
+    let host = "abc123.execute-api.eu-west-1.amazonaws.com";
+    let r = handle(
+        discovery(host, "/.well-known/openid-configuration").build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "cache-control"), "public, max-age=120");
+    let etag = header(&r, "etag").to_owned();
+    assert!(etag.starts_with('"'));
+    let doc: Value = match r.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let issuer = format!("https://{host}");
+    assert_eq!(doc["issuer"], issuer.as_str());
+    assert_eq!(doc["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256"])
+    );
+    // Same cache rules as the JWKS: a matching If-None-Match gets 304, without a key-set read.
+    let reads = w.reads.calls();
+    let again = discovery(host, "/.well-known/openid-configuration").header("if-none-match", &etag);
+    let r = handle(again.build(), &w.deps).await;
+    assert_eq!(
+        (r.status().as_u16(), header(&r, "etag")),
+        (304, etag.as_str())
+    );
+    assert_eq!(w.reads.calls(), reads);
+    // Anything else under the API is not a route of this function.
+    let r = handle(discovery(host, "/.well-known/other").build(), &w.deps).await;
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn behind_a_base_path_or_a_fixed_public_url_the_discovery_document_names_that_issuer() {
+    let mapped = world_with(&[("API_BASE_PATH", "partner")]).await;
+    let req = discovery(
+        "id.example.com",
+        "/partner/.well-known/openid-configuration",
+    );
+    let r = handle(req.build(), &mapped.deps).await;
+    let Body::Text(text) = r.body() else { panic!() };
+    let doc: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(doc["issuer"], "https://id.example.com/partner");
+    assert_eq!(
+        doc["jwks_uri"],
+        "https://id.example.com/partner/.well-known/jwks.json"
+    );
+    let jwks = handle(
+        get_on("id.example.com", "/partner/.well-known/jwks.json").build(),
+        &mapped.deps,
+    )
+    .await;
+    assert_eq!(jwks.status(), 200);
+
+    let fixed = world_with(&[("PUBLIC_BASE_URL", "https://tokens.example.com")]).await;
+    let r = handle(
+        discovery(
+            "abc123.execute-api.eu-west-1.amazonaws.com",
+            "/.well-known/openid-configuration",
+        )
+        .build(),
+        &fixed.deps,
+    )
+    .await;
+    let Body::Text(text) = r.body() else { panic!() };
+    let doc: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(doc["issuer"], "https://tokens.example.com");
+    for bad in [
+        "http://tokens.example.com",
+        "https://tokens.example.com/",
+        "https://",
+    ] {
+        let env = MapEnv::from_pairs([("PUBLIC_BASE_URL", bad)]);
+        let err = JwksConfig::from_env(&EnvReader::new(&env)).unwrap_err();
+        assert_eq!(err.var, "PUBLIC_BASE_URL", "{bad}");
+    }
+}
+
+fn get_on(host: &str, path: &str) -> ApiGatewayRequest {
+    ApiGatewayRequest::new(Method::GET, path).header("host", host)
 }

@@ -151,6 +151,7 @@ async fn the_four_steps_turn_the_template_placeholder_into_a_key_set_that_signs_
                 scope: &scope,
                 email: Some("dana@example.com"),
                 sub: None,
+                issuer: None,
                 lifetime: w.deps.config.keys.token_lifetime,
             },
             now,

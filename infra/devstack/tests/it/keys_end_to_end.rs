@@ -90,6 +90,36 @@ async fn a_minted_token_verifies_with_pyjwt_through_the_devstack_jwks_and_the_pl
     assert_eq!(verdict["claims"]["email"], "alice@example.com");
     assert_eq!(verdict["claims"]["sub"], "alice");
 
+    // A generic verifier finds the keys from the OIDC discovery document and checks `iss`.
+    let out = Command::new(python())
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/clients/verify_partner_jwt.py"),
+        )
+        .args([
+            "--discovery-url",
+            &format!("{}/.well-known/openid-configuration", stack.api()),
+        ])
+        .args(["--cafile", &stack.ca()])
+        .args([
+            "--token",
+            token,
+            "--partner-id",
+            "partner-local",
+            "--scope",
+            "issue",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "PyJWT refused the token through discovery: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["issuer"], stack.api());
+    assert_eq!(verdict["claims"]["iss"], stack.api());
+
     // The platform simulator verifies it against the same JWKS: the status call passes
     // authentication (404 for an unknown hash, not 401).
     let platform = stack.ready["platform"].as_str().unwrap();

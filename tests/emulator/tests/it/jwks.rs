@@ -37,3 +37,28 @@ async fn the_jwks_bootstrap_publishes_public_keys_with_caching_headers_and_answe
     let answer = invoke(&jwks, &h.event("jwks-if-none-match.json")).await;
     assert_eq!(status(&answer), 200, "{answer}");
 }
+
+#[tokio::test]
+async fn the_jwks_bootstrap_serves_the_oidc_discovery_document_of_the_address_it_was_reached_on() {
+    let h = Harness::start().await;
+    let jwks = h.function("JwksFunction");
+    let event = h.event("openid-configuration.json");
+    let answer = invoke(&jwks, &event).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    let doc = body(&answer);
+    let issuer = format!(
+        "https://{}",
+        event["requestContext"]["domainName"].as_str().unwrap()
+    );
+    assert_eq!(doc["issuer"], issuer.as_str(), "{doc}");
+    assert_eq!(doc["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
+    assert_eq!(doc["id_token_signing_alg_values_supported"][0], "ES256");
+    assert_eq!(
+        header(&answer, "cache-control"),
+        Some("public, max-age=300")
+    );
+    let etag = header(&answer, "etag").expect("an ETag").to_owned();
+    let mut conditional = event.clone();
+    conditional["headers"]["if-none-match"] = Value::String(etag);
+    assert_eq!(status(&invoke(&jwks, &conditional).await), 304);
+}

@@ -85,8 +85,8 @@ supply-chain: $(DENY) ## Offline check of advisories, licenses, banned and dupli
 $(DENY):
 	$(CARGO) install --locked --quiet cargo-deny@$(DENY_VERSION) --root $(TOOL_CACHE)/cargo-deny-$(DENY_VERSION)
 
-bootstraps: ## Release bootstraps for this machine (x86_64), run by the emulator tier and `make invoke`
-	$(CARGO) build --release --bins $(addprefix -p ,$(FUNCTIONS))
+bootstraps: ## Release bootstraps for this machine (x86_64), with lambda-emu: what `make bench` and `make invoke PROFILE=release` run
+	$(RELEASE_BOOTSTRAPS)
 
 # The emulator tier runs the functions' binaries of the profile it is built in (`make test`: the
 # debug ones its `--all-targets` build makes anyway); `make emulator PROFILE=release` runs the
@@ -94,13 +94,23 @@ bootstraps: ## Release bootstraps for this machine (x86_64), run by the emulator
 PROFILE ?= dev
 PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
+# The bootstraps are built one way per profile, and lambda-emu runs the ones built beside it: in
+# the dev profile exactly as `make test` builds the workspace (so right after it nothing is
+# rebuilt), in the release profile every function together with lambda-emu (`make bootstraps`).
+# A function is never built alone: its features would differ and everything would rebuild.
+RELEASE_BOOTSTRAPS := $(CARGO) build --release --bins $(addprefix -p ,$(FUNCTIONS)) -p lambda-emu
+DEV_BOOTSTRAPS     := $(CARGO) build --workspace --all-features --all-targets
+TARGET_DIR         := $(or $(CARGO_TARGET_DIR),target)
+EMU_DIR            := $(TARGET_DIR)/$(if $(filter release,$(PROFILE)),release,debug)
+
 emulator: venv ## Only the emulator tier (PROFILE=release for the release bootstraps)
 	$(CARGO) build $(PROFILE_FLAG) --bins $(addprefix -p ,$(FUNCTIONS))
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test $(PROFILE_FLAG) -p emulator-tier
 
-invoke: venv ## One function under the Lambda emulator, on moto and the simulator: make invoke FN=issue EVENT=events/issue.json
+invoke: venv ## One function under the Lambda emulator, on moto and the simulator: make invoke FN=issue EVENT=events/issue.json [PROFILE=release]
 	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=<function> EVENT=events/<file>.json" >&2; exit 2; fi
-	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) run -q -p lambda-emu -- invoke --function $(FN) --event $(EVENT)
+	$(if $(filter release,$(PROFILE)),$(RELEASE_BOOTSTRAPS),$(DEV_BOOTSTRAPS))
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(EMU_DIR)/lambda-emu invoke --function $(FN) --event $(EVENT)
 
 build: build-tools ## sam build: every function as Lambda runs it (arm64, cargo-lambda from .venv)
 	rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
@@ -113,7 +123,7 @@ bench: venv bootstraps ## Print the performance figures (release build; never pa
 	$(CARGO) bench -p issue --bench calls >/dev/null
 	$(CARGO) bench -p callback-receiver --bench verify >/dev/null
 	$(CARGO) bench -p status-poller --bench drain >/dev/null
-	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) run -q -p lambda-emu -- bench >/dev/null
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(TARGET_DIR)/release/lambda-emu bench >/dev/null
 	@# The chaos suite, five times larger than in `make test`, on the embedded store (moto slows down
 	@# as its table grows; DynamoDB runs at the make-test size); it prints its counts.
 	CHAOS_ISSUANCES=1000 CHAOS_CALLBACKS=500 $(CARGO) test -q -p issue --test it \

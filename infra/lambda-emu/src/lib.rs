@@ -52,14 +52,6 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Where release binaries are: `$CARGO_TARGET_DIR/release` or `<root>/target/release`.
-pub fn release_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("release")
-}
-
 /// The bootstraps of the profile the running program was built in: a test binary lives in
 /// `<target>/<profile>/deps/`, the functions' binaries in `<target>/<profile>/`. The emulator tier
 /// therefore runs the binaries `cargo test --workspace --all-targets` built beside it (the debug
@@ -76,9 +68,26 @@ pub fn bootstraps_beside_current_exe() -> Option<PathBuf> {
     }
 }
 
-/// The release bootstrap of `binary` (built by `make bootstraps`).
-pub fn bootstrap(root: &Path, binary: &str) -> PathBuf {
-    release_dir(root).join(binary)
+/// The bootstrap of `binary` built in the same build as the running program (see
+/// [`bootstraps_beside_current_exe`]): `make invoke` and `make bench` build `lambda-emu` together
+/// with every function, one way, so a function is never rebuilt alone with other features.
+///
+/// # Errors
+/// The running program's path cannot be read, or the bootstrap is not there (with the command
+/// that builds it).
+pub fn bootstrap(binary: &str) -> Result<PathBuf, EmuError> {
+    let dir = bootstraps_beside_current_exe()
+        .ok_or_else(|| EmuError::Invoke("cannot tell where lambda-emu runs from".into()))?;
+    let path = dir.join(binary);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(EmuError::Invoke(format!(
+            "no bootstrap at {}: `make invoke` and `make bench` build it (or `make bootstraps` for \
+             the release ones)",
+            path.display()
+        )))
+    }
 }
 
 /// Reads an event file.

@@ -1,7 +1,7 @@
 //! `lambda-emu`: the functions as Lambda runs them, without Docker.
 //!
 //! - `lambda-emu invoke -f <function> -e events/<file>.json` (`make invoke`): `sam local invoke`
-//!   without Docker. Runs the function's release bootstrap under the Lambda Runtime Interface
+//!   without Docker. Runs the function's bootstrap (built beside it) under the Lambda Runtime Interface
 //!   Emulator with the environment the template gives it, against moto (`AWS_ENDPOINT_URL`)
 //!   prepared by a devstack with its platform simulator, signs API-key and webhook events afresh
 //!   with the local dev credentials, prints the function's answer on stdout and its logs on
@@ -45,7 +45,8 @@ enum Command {
         /// The event file.
         #[arg(long, short = 'e')]
         event: PathBuf,
-        /// The bootstrap to run (default: build and run target/release/<binary>).
+        /// The bootstrap to run (default: the function's binary beside this program, built with
+        /// it by `make invoke`).
         #[arg(long)]
         bootstrap: Option<PathBuf>,
         /// Send the event as it is, without fresh signatures.
@@ -65,26 +66,6 @@ fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or_default()
-}
-
-/// Builds the release bootstrap of `binary` (a no-op when it is up to date).
-fn build_release(binary: &str) -> Result<(), EmuError> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("lambda-emu: cargo build --release --bin {binary}");
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "--bin", binary])
-        .status()
-        .map_err(|source| EmuError::Io {
-            what: "running cargo".into(),
-            source,
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(EmuError::Invoke(format!(
-            "building {binary} failed ({status})"
-        )))
-    }
 }
 
 /// Signs `event` afresh when it is an API-key request or a webhook delivery.
@@ -116,10 +97,7 @@ async fn invoke(
     let spec = template.function(&logical_id, &world.refs(&template))?;
     let bootstrap = match bootstrap {
         Some(b) => b,
-        None => {
-            build_release(&spec.binary)?;
-            lambda_emu::bootstrap(Path::new("."), &spec.binary)
-        }
+        None => lambda_emu::bootstrap(&spec.binary)?,
     };
     if !no_resign && let Some(with) = resign_event(&mut event, &world)? {
         eprintln!("lambda-emu: signed the event afresh with {with}");
@@ -193,7 +171,7 @@ async fn bench(cli: &Cli, runs: usize) -> Result<(), EmuError> {
     );
     for (logical_id, binary) in template.functions()? {
         let spec = template.function(&logical_id, &world.refs(&template))?;
-        let bootstrap = lambda_emu::bootstrap(&root, &binary);
+        let bootstrap = lambda_emu::bootstrap(&binary)?;
         let event_file = root.join("events").join(bench_event(&logical_id, &binary));
         let mut inits = Vec::with_capacity(runs);
         for _ in 0..runs {

@@ -1,35 +1,46 @@
-//! A local identity provider and the emulated API Gateway JWT authorizer.
+//! A local identity provider, shaped like the ones the deployed JWT authorizer accepts.
 //!
-//! `POST /dev/login {"sub", "email", "mfa", "emailVerified"}` answers `{"idToken"}`: an HS256 token signed with a
-//! key made at start (never stored). The authorizer does what API Gateway's JWT authorizer does on
-//! the mint route: it verifies the bearer token (signature, issuer, audience, expiry) and passes the
-//! claims to the handler as strings (lists as `[a b]`), or answers `401 {"message":"Unauthorized"}`
-//! without calling the handler.
+//! `POST /dev/login {"sub", "email", "mfa", "emailVerified"}` answers `{"idToken"}`: an RS256
+//! token signed with an RSA key made at start (never stored). An API Gateway HTTP API JWT
+//! authorizer verifies RSA signatures only, so the dev provider signs as Cognito, Auth0, Okta or
+//! Entra ID do, and publishes what they publish: `<issuer>/.well-known/openid-configuration`
+//! naming `<issuer>/.well-known/jwks.json`. The emulated authorizer ([`crate::authorizer`])
+//! fetches them like API Gateway does.
 
-use std::collections::HashMap;
-
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand_core::RngCore;
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::KeyPair as _;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// The audience of dev ID tokens.
 pub const AUDIENCE: &str = "partner-bundle-dev";
 
 /// How long a dev ID token lives.
-const LIFETIME_SECS: i64 = 3600;
+pub const LIFETIME_SECS: i64 = 3600;
+
+/// The dev identity provider cannot make its key.
+#[derive(Debug, thiserror::Error)]
+#[error("the dev identity provider cannot make its RSA key: {0}")]
+pub struct IdpError(String);
 
 /// The dev identity provider.
 pub struct DevIdp {
     issuer: String,
+    kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    jwks: String,
+    discovery: String,
 }
 
 impl std::fmt::Debug for DevIdp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DevIdp")
             .field("issuer", &self.issuer)
+            .field("kid", &self.kid)
             .finish_non_exhaustive()
     }
 }
@@ -71,18 +82,61 @@ struct IdClaims {
 }
 
 impl DevIdp {
-    /// A provider whose tokens name `issuer`, with a fresh random key.
-    pub fn new(issuer: String) -> Self {
-        let mut key = [0u8; 32];
-        rand_core::OsRng.fill_bytes(&mut key);
-        Self {
+    /// A provider whose tokens name `issuer`, with a fresh RSA-2048 key.
+    ///
+    /// # Errors
+    /// The key cannot be generated or encoded.
+    pub fn new(issuer: String) -> Result<Self, IdpError> {
+        let key = KeyPair::generate(KeySize::Rsa2048).map_err(|e| IdpError(e.to_string()))?;
+        let pkcs8: Pkcs8V1Der<'static> = key.as_der().map_err(|e| IdpError(e.to_string()))?;
+        // jsonwebtoken signs with the PKCS#1 `RSAPrivateKey` that PKCS#8 wraps.
+        let info =
+            pkcs8::PrivateKeyInfo::try_from(pkcs8.as_ref()).map_err(|e| IdpError(e.to_string()))?;
+        let encoding = EncodingKey::from_rsa_der(info.private_key);
+        let public = key.public_key();
+        let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+        let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+        let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(n.as_bytes())[..12]);
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e,
+        }]})
+        .to_string();
+        let discovery = serde_json::json!({
+            "issuer": issuer,
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+        })
+        .to_string();
+        Ok(Self {
             issuer,
-            encoding: EncodingKey::from_secret(&key),
-            decoding: DecodingKey::from_secret(&key),
-        }
+            kid,
+            encoding,
+            jwks,
+            discovery,
+        })
+    }
+
+    /// The issuer its tokens name.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `<issuer>/.well-known/jwks.json`: its public key.
+    pub fn jwks_document(&self) -> &str {
+        &self.jwks
+    }
+
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub fn discovery_document(&self) -> &str {
+        &self.discovery
     }
 
     /// An ID token for `login`, issued at `now` (Unix seconds).
+    ///
+    /// # Errors
+    /// An unusable `sub`, or the token cannot be signed.
     pub fn login(&self, login: &Login, now: i64) -> Result<String, String> {
         if login.sub.trim().is_empty() || login.sub.len() > 256 {
             return Err("sub must be 1-256 characters".into());
@@ -101,87 +155,8 @@ impl DevIdp {
             iat: now,
             exp: now + LIFETIME_SECS,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| e.to_string())
-    }
-
-    /// What the JWT authorizer does with an `Authorization` header: the claims as API Gateway
-    /// passes them, or `None` (the caller answers 401).
-    pub fn authorize(&self, authorization: Option<&str>) -> Option<HashMap<String, String>> {
-        let token = authorization?.strip_prefix("Bearer ")?.trim();
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Value>(token, &self.decoding, &validation).ok()?;
-        let Value::Object(map) = data.claims else {
-            return None;
-        };
-        Some(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let text = match v {
-                        Value::String(s) => s,
-                        Value::Array(items) => format!(
-                            "[{}]",
-                            items
-                                .iter()
-                                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        ),
-                        other => other.to_string(),
-                    };
-                    (k, text)
-                })
-                .collect(),
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn now() -> i64 {
-        time::OffsetDateTime::now_utc().unix_timestamp()
-    }
-
-    #[test]
-    fn a_login_token_passes_the_authorizer_with_its_claims() {
-        let idp = DevIdp::new("http://127.0.0.1:3000/dev".into());
-        let token = idp
-            .login(
-                &Login {
-                    sub: "alice".into(),
-                    email: Some("alice@example.com".into()),
-                    mfa: true,
-                    email_verified: true,
-                },
-                now(),
-            )
-            .unwrap();
-        let claims = idp.authorize(Some(&format!("Bearer {token}"))).unwrap();
-        assert_eq!(claims["sub"], "alice");
-        assert_eq!(claims["email"], "alice@example.com");
-        assert_eq!(claims["amr"], "[pwd mfa]");
-    }
-
-    #[test]
-    fn the_authorizer_refuses_missing_foreign_and_expired_tokens() {
-        let idp = DevIdp::new("http://a/dev".into());
-        let other = DevIdp::new("http://a/dev".into());
-        let login = Login {
-            sub: "bob".into(),
-            email: None,
-            mfa: false,
-            email_verified: true,
-        };
-        let foreign = other.login(&login, now()).unwrap();
-        let expired = idp.login(&login, now() - 2 * LIFETIME_SECS).unwrap();
-        assert!(idp.authorize(None).is_none());
-        assert!(idp.authorize(Some("Basic abc")).is_none());
-        assert!(idp.authorize(Some(&format!("Bearer {foreign}"))).is_none());
-        assert!(idp.authorize(Some(&format!("Bearer {expired}"))).is_none());
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| e.to_string())
     }
 }

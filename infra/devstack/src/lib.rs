@@ -5,6 +5,7 @@
 //! with a local identity provider; and the platform simulator on its own port.
 #![forbid(unsafe_code)]
 
+pub mod authorizer;
 pub mod cors;
 pub mod credentials;
 pub mod idp;
@@ -88,6 +89,9 @@ pub enum StartError {
     /// The local CA or the HTTPS server could not be set up.
     #[error("local TLS: {0}")]
     Tls(#[from] local_tls::TlsError),
+    /// The dev identity provider could not make its key.
+    #[error(transparent)]
+    Idp(#[from] idp::IdpError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -44,6 +44,15 @@ fn error(t: ErrorType, message: &str) -> Response<Body> {
 }
 
 /// What API Gateway answers when the JWT authorizer refuses a request.
+/// A public document of the dev identity provider.
+fn public_json(body: &str) -> Response<Body> {
+    to_axum(
+        Reply::json_text(200, body.to_owned())
+            .cache(shared::http::CachePolicy::Public { max_age_secs: 300 })
+            .build(),
+    )
+}
+
 fn unauthorized_by_authorizer() -> Response<Body> {
     let mut r = to_axum(Reply::json(401, &json!({"message": "Unauthorized"})).build());
     if let Ok(v) = "Bearer".parse() {
@@ -86,11 +95,16 @@ async fn dispatch(
     let mut answer = match path.as_str() {
         "/healthz" => healthz(&stack).await,
         "/dev/login" if parts.method == Method::POST => login(&stack, &body),
-        "/v1/partner-tokens" => match stack.idp.authorize(authorization) {
-            Some(claims) => {
+        "/dev/.well-known/openid-configuration" => public_json(stack.idp.discovery_document()),
+        "/dev/.well-known/jwks.json" => public_json(stack.idp.jwks_document()),
+        "/v1/partner-tokens" => match stack.authorizer.authorize(authorization).await {
+            Ok(claims) => {
                 to_axum(token_mint::handle(lambda_req.claims(claims).build(), &stack.mint).await)
             }
-            None => unauthorized_by_authorizer(),
+            Err(refusal) => {
+                tracing::info!(reason = %refusal, "the emulated JWT authorizer refused the request");
+                unauthorized_by_authorizer()
+            }
         },
         "/v1/server/partner-tokens" => {
             to_axum(token_mint::handle(lambda_req.build(), &stack.mint).await)

@@ -20,6 +20,7 @@ use shared::telemetry::{MetricSink, Recorder};
 use status_poller::{PollerConfig, PollerDeps, PollerPorts};
 use token_mint::{MintConfig, MintDeps, MintPorts};
 
+use crate::authorizer::JwtAuthorizer;
 use crate::credentials::{self, DevCredentials};
 use crate::idp::DevIdp;
 use crate::{Options, StartError};
@@ -55,8 +56,10 @@ pub struct Stack {
     pub callbacks: CallbackDeps,
     /// CORS, as the template's `AllowedOrigins` configures the deployed API (`ALLOWED_ORIGINS`).
     pub cors: crate::cors::Cors,
-    /// The local identity provider behind the emulated authorizer.
+    /// The local identity provider.
     pub idp: DevIdp,
+    /// The emulated JWT authorizer of the mint route, trusting the local identity provider.
+    pub authorizer: JwtAuthorizer,
     /// The dev credentials.
     pub credentials: DevCredentials,
     /// The clock.
@@ -226,6 +229,23 @@ impl Stack {
             },
         );
         rotation.local_cache = Some(keys);
+        let idp = DevIdp::new(format!("{api_url}/dev"))?;
+        // The authorizer fetches the provider's documents from this stack over HTTPS, as API
+        // Gateway fetches them from the partner's identity provider.
+        let ca_path = crate::tls_dir(&opts.data_dir).join(local_tls::CA_CERT_FILE);
+        let ca_pem = std::fs::read(&ca_path).map_err(|source| local_tls::TlsError::Io {
+            path: ca_path.clone(),
+            source,
+        })?;
+        let http = local_tls::client_builder(&ca_pem)?
+            .https_only(true)
+            .build()
+            .map_err(local_tls::TlsError::from)?;
+        let authorizer = JwtAuthorizer::new(
+            idp.issuer().to_owned(),
+            vec![crate::idp::AUDIENCE.to_owned()],
+            http,
+        );
         let stack = Self {
             mint,
             jwks,
@@ -236,7 +256,8 @@ impl Stack {
             cors: crate::cors::Cors::parse(
                 &reader.optional("ALLOWED_ORIGINS").unwrap_or_default(),
             )?,
-            idp: DevIdp::new(format!("{api_url}/dev")),
+            idp,
+            authorizer,
             credentials,
             store,
             secrets,

@@ -1,5 +1,6 @@
-//! The webhook secrets, read from one secret through the secrets port and cached for a bounded
-//! time (at most 300 s), so a secret added or removed for a rotation is seen within the TTL.
+//! The webhook keys — `whsec_` secrets and the platform's `whpk_` public keys, see
+//! [`SecretSet::parse`] — read from one secret through the secrets port and cached for a bounded
+//! time (at most 300 s), so a key added or removed for a rotation is seen within the TTL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,8 @@ pub enum KeysError {
     /// The secrets port failed.
     #[error(transparent)]
     Secrets(#[from] SecretsError),
-    /// The secret is not a webhook secrets document.
+    /// The secret is not a webhook secrets document (or holds a `whsk_` signing key); the
+    /// message names the entry, never its value.
     #[error("the webhook secrets secret is malformed: {0}")]
     Malformed(#[from] DocumentError),
 }

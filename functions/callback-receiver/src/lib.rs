@@ -5,9 +5,9 @@
 //!
 //! 0. source address allow-list (`CALLBACK_ALLOWED_CIDRS`, optional) → `403 forbidden`;
 //! 1. body size (`MAX_CALLBACK_BODY_BYTES`) → `413 payload_too_large`;
-//! 2. signature (Standard Webhooks, or the hex scheme; every configured secret is tried, in
-//!    constant time) → `401 unauthorized` (missing or malformed headers) or
-//!    `401 signature_mismatch`;
+//! 2. signature (Standard Webhooks `v1` HMAC or `v1a` ed25519, or the hex scheme; every
+//!    configured secret and public key is tried, HMACs compared in constant time) →
+//!    `401 unauthorized` (missing or malformed headers) or `401 signature_mismatch`;
 //! 3. timestamp window (±`WEBHOOK_TOLERANCE_SECONDS`) → `401 timestamp_out_of_window`;
 //! 4. parse the body → `400 validation_failed` (a forged body never gets this far). Only the
 //!    documented members `userId`, `verifierDid` and `schemaId` are required; `issuerDid`,
@@ -52,7 +52,10 @@ pub use routes::{
     CallbackRoute, ComplianceRecord, EventForwarder, EventSink, LogEventSink, MemoryEventSink,
     RouteConfig, RouteContext, RouteError, RouteTable, StdoutEventSink, default_handlers,
 };
-pub use verify::{Scheme, SecretSet, SignatureFailure, WebhookId, WebhookSecret, WebhookTimestamp};
+pub use verify::{
+    Scheme, SecretSet, SignatureFailure, WebhookId, WebhookPublicKey, WebhookSecret,
+    WebhookTimestamp,
+};
 
 /// The route.
 pub const CALLBACK_PATH: &str = "/v1/callbacks/cak";

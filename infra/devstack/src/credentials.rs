@@ -202,11 +202,14 @@ async fn save(
         .map_err(CredentialsError::from)
 }
 
-/// The webhook secrets document as the devstack edits it: only its list of secrets.
+/// The webhook secrets document as the devstack edits it: its list of secrets, with every other
+/// member (the platform's `publicKeys`, …) kept as it is.
 #[derive(Serialize, Deserialize, Default)]
 struct WebhookSecretsDocument {
     #[serde(default)]
     secrets: Vec<String>,
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
 struct WebhookSecretsFormat<'a>(&'a SecretName);
@@ -252,4 +255,38 @@ pub async fn share_webhook_secret(
         .await
         .map(|_| ())
         .map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use shared::secrets::SecretSource;
+    use shared::secrets::file::FileSecrets;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn sharing_the_simulators_secret_keeps_the_other_secrets_and_the_public_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileSecrets::open(dir.path(), Arc::new(shared::clock::SystemClock)).unwrap();
+        let name = SecretName::new("partner-bundle/webhook-secrets").unwrap();
+        let doc = r#"{"secrets": ["whsec_b2xk"], "publicKeys": ["whpk_cHVibGlj"]}"#;
+        files
+            .create(&name, &secrecy::SecretString::from(doc.to_owned()))
+            .await
+            .unwrap();
+        share_webhook_secret(&files, &name, "whsec_bmV3")
+            .await
+            .unwrap();
+        let stored = files.current(&name).await.unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(secrecy::ExposeSecret::expose_secret(&stored.value)).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"secrets": ["whsec_b2xk", "whsec_bmV3"], "publicKeys": ["whpk_cHVibGlj"]})
+        );
+    }
 }

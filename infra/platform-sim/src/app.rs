@@ -10,6 +10,7 @@ use crate::callbacks::CallbackBook;
 use crate::clock::SimClock;
 use crate::config::{ProgramConfig, SimConfig};
 use crate::faults::Faults;
+use crate::signing::WebhookSigner;
 use crate::state::{RequestLog, Store};
 
 /// Everything a handler may touch. Locks are never held across an `.await`.
@@ -18,8 +19,8 @@ pub struct App {
     pub config: SimConfig,
     /// Programs by id.
     pub programs: HashMap<String, ProgramConfig>,
-    /// Decoded webhook secrets.
-    pub secrets: Vec<Vec<u8>>,
+    /// Signs callbacks with the configured webhook secrets and signing keys.
+    pub signer: WebhookSigner,
     /// The simulator clock.
     pub clock: SimClock,
     /// Partner JWT verification.

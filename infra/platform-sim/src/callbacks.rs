@@ -1,5 +1,5 @@
-//! Verifier-authorization callbacks: records, Standard Webhooks signing and delivery with
-//! exponential backoff.
+//! Verifier-authorization callbacks: records, Standard Webhooks signing (`v1` here, `v1a` in
+//! [`crate::signing`]) and delivery with exponential backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -299,7 +299,7 @@ pub async fn deliver(app: Arc<App>, record_id: String, deliveries: u32) {
                 .header("webhook-timestamp", timestamp.to_string())
                 .timeout(app.config.callback_timeout)
                 .body(body.clone());
-            let signature = sign(&app.secrets, &webhook_id, timestamp, &body);
+            let signature = app.signer.header(&webhook_id, timestamp, &body);
             if !signature.is_empty() {
                 request = request.header("webhook-signature", signature);
             }

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use shared::ecies::Curve;
 
 use crate::SimError;
+use crate::signing::{WebhookSigner, WebhookSigningKey};
 
 /// An issuance program (`credentialId` on the platform) the simulator knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,8 +86,17 @@ pub struct SimConfig {
     pub jwks_url: String,
     /// Where verifier-authorization callbacks are delivered.
     pub callback_url: Option<String>,
-    /// Standard Webhooks secrets (`whsec_<base64>`); each signs every callback.
+    /// Standard Webhooks secrets (`whsec_<base64>`); with `v1` signatures, each signs every
+    /// callback.
     pub webhook_secrets: Vec<String>,
+    /// Standard Webhooks ed25519 signing keys (`whsk_<base64>` of the 32-byte seed, or of the seed
+    /// followed by the public key); with `v1a` signatures, each signs every callback. The
+    /// receiver is configured with their `whpk_` public keys ([`crate::SimHandle::webhook_public_keys`]).
+    pub webhook_signing_keys: Vec<String>,
+    /// Which signatures callbacks carry: `v1`, `v1a` or both. `None` (the default) follows the keys
+    /// given: `v1` without signing keys (today's behaviour), `v1a` with signing keys only, both
+    /// with secrets and signing keys.
+    pub webhook_signatures: Option<crate::signing::WebhookSignatures>,
     /// How long a credential stays `WAIT_ONCHAIN` after issuance (simulator clock).
     pub onchain_delay: Duration,
     /// The known issuance programs.
@@ -153,6 +163,8 @@ impl Default for SimConfig {
             jwks_url: "https://127.0.0.1:3000/.well-known/jwks.json".to_owned(),
             callback_url: None,
             webhook_secrets: Vec::new(),
+            webhook_signing_keys: Vec::new(),
+            webhook_signatures: None,
             onchain_delay: Duration::from_secs(5),
             programs: vec![
                 ProgramConfig::without_cak("kyc-basic"),
@@ -208,6 +220,34 @@ impl SimConfig {
         self
     }
 
+    /// Adds a webhook signing key (`whsk_…`) for `v1a` signatures.
+    #[must_use]
+    pub fn with_webhook_signing_key(mut self, key: impl Into<String>) -> Self {
+        self.webhook_signing_keys.push(key.into());
+        self
+    }
+
+    /// Chooses which signatures callbacks carry (instead of following the keys given).
+    #[must_use]
+    pub fn with_webhook_signatures(
+        mut self,
+        signatures: crate::signing::WebhookSignatures,
+    ) -> Self {
+        self.webhook_signatures = Some(signatures);
+        self
+    }
+
+    /// The signatures callbacks carry: the one chosen, else the one the keys given imply.
+    #[must_use]
+    pub fn effective_webhook_signatures(&self) -> crate::signing::WebhookSignatures {
+        self.webhook_signatures.unwrap_or_else(|| {
+            crate::signing::WebhookSignatures::derived(
+                self.webhook_secrets.len(),
+                self.webhook_signing_keys.len(),
+            )
+        })
+    }
+
     /// Sets the `WAIT_ONCHAIN` → `ONCHAIN` delay.
     #[must_use]
     pub fn with_onchain_delay(mut self, delay: Duration) -> Self {
@@ -229,8 +269,8 @@ impl SimConfig {
         self
     }
 
-    /// Checks the configuration and decodes the webhook secrets.
-    pub(crate) fn validate(&self) -> Result<Vec<Vec<u8>>, SimError> {
+    /// Checks the configuration and builds the callback signer from the webhook keys.
+    pub(crate) fn validate(&self) -> Result<WebhookSigner, SimError> {
         let bad = |m: String| Err(SimError::Config(m));
         if self.partner_id.is_empty() {
             return bad("partner_id is empty".to_owned());
@@ -256,14 +296,26 @@ impl SimConfig {
         if self.max_json_body == 0 || self.max_ciphertext_body == 0 {
             return bad("body limits must be positive".to_owned());
         }
-        self.webhook_secrets
+        let secrets = self
+            .webhook_secrets
             .iter()
             .enumerate()
             .map(|(i, s)| {
                 decode_webhook_secret(s)
                     .map_err(|e| SimError::Config(format!("webhook secret #{i}: {e}")))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = self
+            .webhook_signing_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                WebhookSigningKey::parse(k)
+                    .map_err(|e| SimError::Config(format!("webhook signing key #{i}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        WebhookSigner::new(self.effective_webhook_signatures(), secrets, keys)
+            .map_err(SimError::Config)
     }
 }
 

@@ -20,6 +20,7 @@ mod http;
 mod platform;
 mod rng;
 mod router;
+mod signing;
 mod state;
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ pub use clock::SimClock;
 pub use config::{ProgramConfig, SimConfig, TokenTimes, decode_webhook_secret};
 pub use faults::FaultSpec;
 pub use shared::ecies::Curve;
+pub use signing::{WebhookSignatures, WebhookSigningKey, generate_webhook_signing_key, sign_v1a};
 pub use state::{RequestRecord, StatusShape};
 
 use crate::app::App;
@@ -86,7 +88,7 @@ impl std::fmt::Debug for SimHandle {
 /// # Errors
 /// [`SimError`] when the configuration is invalid or the address cannot be bound.
 pub async fn spawn(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimError> {
-    let secrets = config.validate()?;
+    let signer = config.validate()?;
     let ca = match &config.tls {
         Some(ca) => Arc::clone(ca),
         None => Arc::new(local_tls::LocalCa::ephemeral().map_err(SimError::Tls)?),
@@ -121,7 +123,7 @@ pub async fn spawn(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, Sim
             .map(|p| (p.id.clone(), p.clone()))
             .collect(),
         config,
-        secrets,
+        signer,
         clock,
         verifier,
         client,
@@ -173,6 +175,19 @@ impl SimHandle {
     #[must_use]
     pub const fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The `whpk_` public keys of the configured signing keys, in order: what the receiver must
+    /// list to accept `v1a` signatures.
+    #[must_use]
+    pub fn webhook_public_keys(&self) -> Vec<String> {
+        self.app.signer.public_keys()
+    }
+
+    /// Which signatures callbacks carry.
+    #[must_use]
+    pub fn webhook_signatures(&self) -> WebhookSignatures {
+        self.app.config.effective_webhook_signatures()
     }
 
     /// The simulator's clock.

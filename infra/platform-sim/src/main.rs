@@ -42,6 +42,25 @@ struct Args {
         hide_env_values = true
     )]
     webhook_secrets: Vec<String>,
+    /// Standard Webhooks ed25519 signing key (`whsk_…`, base64 of the 32-byte seed or of the seed
+    /// followed by the public key) for `v1a` signatures; repeat for several (comma-separated in
+    /// the env). The ready line lists their `whpk_` public keys for the receiver.
+    #[arg(
+        long = "webhook-signing-key",
+        env = "PLATFORM_SIM_WEBHOOK_SIGNING_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    webhook_signing_keys: Vec<String>,
+    /// Which signatures callbacks carry: `v1` (HMAC with the secrets), `v1a` (ed25519 with the
+    /// signing keys) or `both` (one header listing both). Default: `v1` without signing keys,
+    /// `v1a` with signing keys only, `both` with secrets and signing keys.
+    #[arg(long)]
+    webhook_signatures: Option<platform_sim::WebhookSignatures>,
+    /// Print a signing key pair derived from `--seed` as `{"whsk": …, "whpk": …}` and exit (for
+    /// local runs only: anyone who knows the seed can sign).
+    #[arg(long)]
+    generate_webhook_signing_key: bool,
     /// Seconds a credential stays WAIT_ONCHAIN.
     #[arg(long, default_value_t = 5)]
     onchain_delay_secs: u64,
@@ -92,6 +111,11 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.generate_webhook_signing_key {
+        let (whsk, whpk) = platform_sim::generate_webhook_signing_key(args.seed, 0);
+        println!("{}", serde_json::json!({ "whsk": whsk, "whpk": whpk }));
+        return ExitCode::SUCCESS;
+    }
     let ca = match local_tls::LocalCa::ensure(&args.ca_dir) {
         Ok(ca) => std::sync::Arc::new(ca),
         Err(e) => {
@@ -105,6 +129,8 @@ async fn main() -> ExitCode {
         jwks_url: args.jwks_url,
         callback_url: args.callback_url,
         webhook_secrets: args.webhook_secrets,
+        webhook_signing_keys: args.webhook_signing_keys,
+        webhook_signatures: args.webhook_signatures,
         onchain_delay: Duration::from_secs(args.onchain_delay_secs),
         seed: args.seed,
         callback_retries: args.callback_retries,
@@ -133,6 +159,8 @@ async fn main() -> ExitCode {
             "event": "ready",
             "url": handle.base_url(),
             "ca": ca.cert_path().map(|p| p.display().to_string()),
+            "webhookSignatures": handle.webhook_signatures(),
+            "webhookPublicKeys": handle.webhook_public_keys(),
         })
     );
     if let Err(e) = tokio::signal::ctrl_c().await {

@@ -5,15 +5,25 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// One secret per scheme. The Standard one is the Standard Webhooks specification's published
-/// example secret; the hex one is base64 of the words "secret-for-property-tests". Neither
-/// protects anything.
+/// One secret per scheme, and in the Standard scheme a public key too. The Standard secret is
+/// the Standard Webhooks specification's published example secret, the public key RFC 8032's
+/// TEST 1 key; the hex secret is base64 of the words "secret-for-property-tests". None protects
+/// anything.
 fn secrets(scheme: Scheme) -> SecretSet {
     let text = match scheme {
         Scheme::Standard => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         Scheme::Hex => "c2VjcmV0LWZvci1wcm9wZXJ0eS10ZXN0cw",
     };
-    SecretSet::from_secrets(vec![WebhookSecret::parse(text, scheme).unwrap()])
+    let public_keys = match scheme {
+        Scheme::Standard => vec![
+            WebhookPublicKey::parse("whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=").unwrap(),
+        ],
+        Scheme::Hex => Vec::new(),
+    };
+    SecretSet::from_keys(
+        vec![WebhookSecret::parse(text, scheme).unwrap()],
+        public_keys,
+    )
 }
 
 proptest! {
@@ -25,6 +35,7 @@ proptest! {
             Just(None),
             "\\PC{0,200}".prop_map(Some),
             "(v1,[A-Za-z0-9+/=]{0,60} ?){1,4}".prop_map(Some),
+            "(v1a?,[A-Za-z0-9+/]{86}== ?){1,4}".prop_map(Some),
             "[0-9a-f]{64}".prop_map(Some),
         ],
         body in proptest::collection::vec(any::<u8>(), 0..256),
@@ -50,5 +61,13 @@ proptest! {
         let scheme = if hex { Scheme::Hex } else { Scheme::Standard };
         let _ = SecretSet::parse(&text, scheme);
         let _ = WebhookSecret::parse(&text, scheme);
+        let _ = WebhookPublicKey::parse(&text);
+    }
+
+    #[test]
+    fn any_whpk_text_parses_or_is_refused_without_panicking(encoded in "[A-Za-z0-9+/=]{0,60}") {
+        let _ = WebhookPublicKey::parse(&format!("whpk_{encoded}"));
+        let doc = format!(r#"{{"publicKeys": ["whpk_{encoded}"]}}"#);
+        let _ = SecretSet::parse(&doc, Scheme::Standard);
     }
 }

@@ -541,3 +541,282 @@ async fn the_failure_of_the_signature_check_is_a_value_not_a_panic_for_any_heade
         assert_eq!(status, 401, "{sig:.40}");
     }
 }
+
+/// The pinned venv's Python (`make venv`), for the independent signer.
+fn python() -> std::path::PathBuf {
+    let py = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run `make venv`, which installs the pinned test tools",
+        py.display()
+    );
+    py
+}
+
+/// A `v1a` signature of `{id}.{timestamp}.{body}` made by Python's `cryptography` package with
+/// the ed25519 key of `seed_hex`: `(v1a entry, whpk_ public key)`.
+fn python_v1a(seed_hex: &str, id: &str, timestamp: i64, body: &str) -> (String, String) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(python())
+        .arg(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/clients/sign_webhook_v1a.py"),
+        )
+        .args(["--seed-hex", seed_hex, "--id", id])
+        .args(["--timestamp", &timestamp.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        printed["signature"].as_str().unwrap().to_owned(),
+        printed["publicKey"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A made-up ed25519 seed for the independent signer (protects nothing).
+const PYTHON_SEED: &str = "5eed5eed5eed5eed00112233445566778899aabbccddeeff0123456789abcdef";
+
+async fn world_with_public_keys(secrets: Vec<&'static str>, public_keys: Vec<String>) -> World {
+    world_with(Setup {
+        secrets,
+        public_keys,
+        ..Setup::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_v1a_callback_signed_by_pythons_cryptography_package_is_recorded_by_a_receiver_holding_only_its_whpk()
+ {
+    // The signer needs the time first, and the receiver the key: ask for both with a timestamp
+    // close to now, then build the world whose clock is at it.
+    let now = Timestamp::from_secs(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .try_into()
+            .unwrap(),
+    );
+    let body = body_for(USER, VERIFIER, SCHEMA, "evt_py");
+    let (signature, whpk) = python_v1a(PYTHON_SEED, "msg_py1", now.as_secs(), &body);
+    let w = world_with(Setup {
+        secrets: vec![],
+        public_keys: vec![whpk],
+        now: Some(now),
+        ..Setup::default()
+    })
+    .await;
+    let (status, answer, _) = w
+        .send(w.with_signature(&signature, "msg_py1", now.as_secs(), &body))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "recorded");
+    assert_eq!(w.delivered(), 1);
+    let audit = w.audit_record(USER, VERIFIER, SCHEMA).await.unwrap();
+    assert_eq!(audit.data["deliveryId"], "msg_py1");
+    // The same signature over another body, id or time is refused.
+    let other = body_for(USER, "did:air:id:test:mallory", SCHEMA, "evt_py");
+    let (status, answer, _) = w
+        .send(w.with_signature(&signature, "msg_py1", now.as_secs(), &other))
+        .await;
+    assert_error(status, &answer, (401, "signature_mismatch"));
+    let (status, _, _) = w
+        .send(w.with_signature(&signature, "msg_py2", now.as_secs(), &body))
+        .await;
+    assert_eq!(status, 401);
+    // Our simulator's signer, given the same seed, makes the same (deterministic) signature.
+    let seed: [u8; 32] = hex::decode(PYTHON_SEED).unwrap().try_into().unwrap();
+    let ours = platform_sim::WebhookSigningKey::from_seed(&seed);
+    assert_eq!(
+        ours.sign("msg_py1", now.as_secs(), body.as_bytes()),
+        signature
+    );
+}
+
+#[tokio::test]
+async fn old_and_new_public_keys_are_both_accepted_while_configured_and_the_old_one_fails_once_removed()
+ {
+    let (old_key, old_public) = platform_sim::generate_webhook_signing_key(1, 0);
+    let (new_key, new_public) = platform_sim::generate_webhook_signing_key(1, 1);
+    let w = world_with_public_keys(vec![], vec![old_public, new_public.clone()]).await;
+    let now = w.now_secs();
+    for (i, key) in [&old_key, &new_key].iter().enumerate() {
+        let body = body_for(
+            USER,
+            &format!("did:air:id:test:pk-rot-{i}"),
+            SCHEMA,
+            &format!("evt_pk{i}"),
+        );
+        let id = format!("msg_pk{i}");
+        let sig = v1a_signature(&[key], &id, now, body.as_bytes());
+        let (status, answer, _) = w.send(w.with_signature(&sig, &id, now, &body)).await;
+        assert_eq!(status, 200, "key #{i}: {answer}");
+    }
+    w.set_keys(&[], &[new_public]).await;
+    w.clock.advance(Duration::from_secs(301));
+    let now = w.now_secs();
+    let body = body_for(USER, "did:air:id:test:pk-rot-late", SCHEMA, "evt_pk2");
+    let old = v1a_signature(&[&old_key], "msg_pk_old", now, body.as_bytes());
+    let (status, answer, _) = w
+        .send(w.with_signature(&old, "msg_pk_old", now, &body))
+        .await;
+    assert_error(status, &answer, (401, "signature_mismatch"));
+    // During a rotation the platform lists both signatures: the new one passes alone.
+    let both = v1a_signature(&[&old_key, &new_key], "msg_pk_new", now, body.as_bytes());
+    let (status, _, _) = w
+        .send(w.with_signature(&both, "msg_pk_new", now, &body))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(w.delivered(), 3);
+}
+
+#[tokio::test]
+async fn a_header_listing_v1a_and_v1_is_accepted_when_only_one_of_them_verifies() {
+    let (key, public) = platform_sim::generate_webhook_signing_key(2, 0);
+    let (stranger, _) = platform_sim::generate_webhook_signing_key(2, 9);
+    let w = world_with_public_keys(vec![VECTOR_SECRET], vec![public]).await;
+    let now = w.now_secs();
+    let sign = |i: usize, body: &str| {
+        let id = format!("msg_mix{i}");
+        let good_v1 = signature(&[VECTOR_SECRET], &id, now, body.as_bytes());
+        let bad_v1 = signature(&[WRONG_SECRET], &id, now, body.as_bytes());
+        let good_v1a = v1a_signature(&[&key], &id, now, body.as_bytes());
+        let bad_v1a = v1a_signature(&[&stranger], &id, now, body.as_bytes());
+        (id, good_v1, bad_v1, good_v1a, bad_v1a)
+    };
+    for i in 0..2 {
+        let body = body_for(
+            USER,
+            &format!("did:air:id:test:mix-{i}"),
+            SCHEMA,
+            &format!("evt_mix{i}"),
+        );
+        let (id, good_v1, bad_v1, good_v1a, bad_v1a) = sign(i, &body);
+        let header = if i == 0 {
+            format!("{good_v1a} {bad_v1}")
+        } else {
+            format!("{bad_v1a} {good_v1}")
+        };
+        let (status, answer, _) = w.send(w.with_signature(&header, &id, now, &body)).await;
+        assert_eq!(status, 200, "{header}: {answer}");
+        // Neither verifying: refused.
+        let (status, answer, _) = w
+            .send(w.with_signature(&format!("{bad_v1a} {bad_v1}"), &id, now, &body))
+            .await;
+        assert_error(status, &answer, (401, "signature_mismatch"));
+    }
+    assert_eq!(w.delivered(), 2);
+}
+
+#[tokio::test]
+async fn a_header_of_only_an_unknown_version_is_refused_as_unsupported_with_public_keys_configured()
+{
+    let (key, public) = platform_sim::generate_webhook_signing_key(3, 0);
+    let w = world_with_public_keys(vec![VECTOR_SECRET], vec![public]).await;
+    let now = w.now_secs();
+    let body = body_for(USER, VERIFIER, SCHEMA, "evt_v2");
+    let valid = v1a_signature(&[&key], "msg_v2", now, body.as_bytes());
+    for header in [
+        valid.replacen("v1a,", "v2,", 1),
+        valid.replacen("v1a,", "v2a,", 1),
+    ] {
+        let (status, answer, _) = w
+            .send(w.with_signature(&header, "msg_v2", now, &body))
+            .await;
+        assert_error(status, &answer, (401, "signature_mismatch"));
+    }
+    assert_eq!(
+        w.failure_reasons(),
+        vec!["unsupported_version", "unsupported_version"]
+    );
+    assert_eq!(w.delivered(), 0);
+}
+
+#[tokio::test]
+async fn a_v1a_signature_from_a_key_that_is_not_configured_is_refused() {
+    let (_, public) = platform_sim::generate_webhook_signing_key(4, 0);
+    let (stranger, _) = platform_sim::generate_webhook_signing_key(4, 1);
+    let w = world_with_public_keys(vec![VECTOR_SECRET], vec![public]).await;
+    let now = w.now_secs();
+    let body = body_for(USER, VERIFIER, SCHEMA, "evt_stranger");
+    let sig = v1a_signature(&[&stranger], "msg_stranger", now, body.as_bytes());
+    let (status, answer, _) = w
+        .send(w.with_signature(&sig, "msg_stranger", now, &body))
+        .await;
+    assert_error(status, &answer, (401, "signature_mismatch"));
+    assert_eq!(w.failure_reasons(), vec!["signature_mismatch"]);
+    assert_eq!(w.delivered(), 0);
+}
+
+#[tokio::test]
+async fn a_v1a_signed_delivery_with_a_tampered_body_is_refused() {
+    let (key, public) = platform_sim::generate_webhook_signing_key(5, 0);
+    let w = world_with_public_keys(vec![], vec![public]).await;
+    let now = w.now_secs();
+    let body = body_for(USER, VERIFIER, SCHEMA, "evt_tamper");
+    let sig = v1a_signature(&[&key], "msg_tamper", now, body.as_bytes());
+    let tampered = body.replace(VERIFIER, "did:air:id:test:mallory");
+    let (status, answer, _) = w
+        .send(w.with_signature(&sig, "msg_tamper", now, &tampered))
+        .await;
+    assert_error(status, &answer, (401, "signature_mismatch"));
+    // A tampered timestamp too.
+    let (status, _, _) = w
+        .send(w.with_signature(&sig, "msg_tamper", now + 1, &body))
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        w.failure_reasons(),
+        vec!["signature_mismatch", "signature_mismatch"]
+    );
+    let (status, _, _) = w
+        .send(w.with_signature(&sig, "msg_tamper", now, &body))
+        .await;
+    assert_eq!(status, 200, "the untouched delivery passes");
+}
+
+#[tokio::test]
+async fn a_whsk_signing_key_in_the_webhook_secrets_secret_answers_500_without_being_echoed() {
+    let (whsk, public) = platform_sim::generate_webhook_signing_key(6, 0);
+    let w = world_with_public_keys(vec![], vec![public.clone()]).await;
+    // An operator pastes the platform's signing key instead of its public key.
+    w.secrets
+        .put_current(
+            &w.secret_name,
+            &shared::secrets::VersionId::random(),
+            &keys_document(&[], &[public, whsk.clone()]).into(),
+        )
+        .await
+        .unwrap();
+    w.deps.webhook_keys.invalidate();
+    let err = w.deps.webhook_keys.current().await.unwrap_err().to_string();
+    assert!(
+        err.contains("public key #1 is a whsk_ signing key"),
+        "{err}"
+    );
+    assert!(!err.contains(&whsk[5..]), "{err}");
+    assert!(!err.contains(&whsk[5..17]), "{err}");
+    let (status, answer, _) = w.send(w.authorization()).await;
+    assert_eq!(
+        (status, answer["errorType"].as_str()),
+        (500, Some("internal_error"))
+    );
+    assert!(!answer.to_string().contains(&whsk[5..17]), "{answer}");
+    assert_eq!(w.metric("CallbackStoreFailures"), 1.0);
+}

@@ -12,19 +12,24 @@ use common::*;
 use serde_json::{Value, json};
 
 async fn simulator(url: &str, secret: &str) -> platform_sim::SimHandle {
-    platform_sim::spawn(
-        platform_sim::SimConfig {
-            callback_url: Some(url.to_owned()),
-            webhook_secrets: vec![secret.to_owned()],
-            callback_base_delay: Duration::from_millis(20),
-            callback_retries: 3,
-            tls: Some(test_support::local_ca()),
-            ..platform_sim::SimConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
+    simulator_with(url, |c| c.webhook_secrets = vec![secret.to_owned()]).await
+}
+
+async fn simulator_with(
+    url: &str,
+    tune: impl FnOnce(&mut platform_sim::SimConfig),
+) -> platform_sim::SimHandle {
+    let mut config = platform_sim::SimConfig {
+        callback_url: Some(url.to_owned()),
+        callback_base_delay: Duration::from_millis(20),
+        callback_retries: 3,
+        tls: Some(test_support::local_ca()),
+        ..platform_sim::SimConfig::default()
+    };
+    tune(&mut config);
+    platform_sim::spawn(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
 async fn authorize(sim: &platform_sim::SimHandle, extra: serde_json::Value) {
@@ -156,4 +161,71 @@ async fn a_simulator_signing_with_another_secret_never_gets_through() {
     assert!(record.attempts.iter().all(|a| a.http_status == Some(401)));
     assert_eq!(w.delivered(), 0);
     assert!(w.spy.committed_with("AUDIT#").is_empty());
+}
+
+#[tokio::test]
+async fn a_simulator_signing_with_v1a_is_accepted_by_a_receiver_holding_only_its_public_key() {
+    let (whsk, whpk) = platform_sim::generate_webhook_signing_key(11, 0);
+    let w = world_with(Setup {
+        secrets: vec![],
+        public_keys: vec![whpk.clone()],
+        ..Setup::default()
+    })
+    .await;
+    let receiver = serve(Arc::clone(&w.deps)).await;
+    let sim = simulator_with(&receiver.url, |c| {
+        c.webhook_signing_keys = vec![whsk];
+        c.webhook_signatures = Some(platform_sim::WebhookSignatures::V1a);
+    })
+    .await;
+    // What an operator registers in the receiver's document.
+    assert_eq!(sim.webhook_public_keys(), vec![whpk]);
+    authorize(&sim, json!({})).await;
+    eventually(async || {
+        sim.callbacks()
+            .first()
+            .is_some_and(|c| c.status == platform_sim::DeliveryStatus::Delivered)
+    })
+    .await;
+    let record = sim.callbacks()[0].clone();
+    assert_eq!(record.attempts.len(), 1, "accepted at the first attempt");
+    assert_eq!(w.delivered(), 1);
+    let audit = w.audit_record(USER, VERIFIER, SCHEMA).await.unwrap();
+    assert_eq!(audit.data["deliveryId"], record.webhook_id.as_str());
+    assert!(w.failure_reasons().is_empty());
+}
+
+#[tokio::test]
+async fn a_simulator_signing_with_both_is_accepted_by_a_receiver_holding_only_the_secret_and_by_one_holding_only_the_public_key()
+ {
+    let (whsk, whpk) = platform_sim::generate_webhook_signing_key(12, 0);
+    // A receiver that knows only the public key, then one that knows only the secret.
+    for (secrets, public_keys) in [(vec![], vec![whpk.clone()]), (vec![VECTOR_SECRET], vec![])] {
+        let w = world_with(Setup {
+            secrets,
+            public_keys,
+            ..Setup::default()
+        })
+        .await;
+        let receiver = serve(Arc::clone(&w.deps)).await;
+        let key = whsk.clone();
+        let sim = simulator_with(&receiver.url, |c| {
+            c.webhook_secrets = vec![VECTOR_SECRET.to_owned()];
+            c.webhook_signing_keys = vec![key];
+        })
+        .await;
+        assert_eq!(
+            sim.webhook_signatures(),
+            platform_sim::WebhookSignatures::Both
+        );
+        authorize(&sim, json!({})).await;
+        eventually(async || {
+            sim.callbacks()
+                .first()
+                .is_some_and(|c| c.status == platform_sim::DeliveryStatus::Delivered)
+        })
+        .await;
+        assert_eq!(sim.callbacks()[0].attempts.len(), 1);
+        assert_eq!(w.delivered(), 1);
+    }
 }

@@ -305,3 +305,183 @@ fn the_signature_matches_the_standard_webhooks_reference_example() {
     );
     assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
+
+/// The ed25519 entries of a `webhook-signature` header, each checked strictly against `whpk`.
+fn v1a_verifies(entry: &str, whpk: &str, id: &str, timestamp: &str, body: &[u8]) -> bool {
+    let public = base64::engine::general_purpose::STANDARD
+        .decode(whpk.strip_prefix("whpk_").unwrap())
+        .unwrap();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&public.try_into().unwrap()).unwrap();
+    let Some(encoded) = entry.strip_prefix("v1a,") else {
+        return false;
+    };
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    let signature = ed25519_dalek::Signature::from_slice(&signature).unwrap();
+    let mut content = format!("{id}.{timestamp}.").into_bytes();
+    content.extend_from_slice(body);
+    key.verify_strict(&content, &signature).is_ok()
+}
+
+#[tokio::test]
+async fn with_v1a_signatures_every_signing_key_signs_the_callback_and_its_public_key_verifies_it() {
+    let (old_key, old_public) = platform_sim::generate_webhook_signing_key(42, 0);
+    let (new_key, new_public) = platform_sim::generate_webhook_signing_key(42, 1);
+    let receiver = Receiver::start(0).await;
+    let env = env_with(&receiver, |c| {
+        c.webhook_secrets.clear();
+        c.webhook_signing_keys = vec![old_key.clone(), new_key.clone()];
+    })
+    .await;
+    assert_eq!(
+        env.sim.webhook_signatures(),
+        platform_sim::WebhookSignatures::V1a,
+        "signing keys alone mean v1a"
+    );
+    assert_eq!(
+        env.sim.webhook_public_keys(),
+        vec![old_public.clone(), new_public.clone()]
+    );
+    env.post_json("/sim/verifier-authorizations", authorization())
+        .await;
+    wait_status(&env, "DELIVERED").await;
+    let got = receiver.received();
+    let headers = &got[0].headers;
+    let id = headers["webhook-id"].to_str().unwrap();
+    let timestamp = headers["webhook-timestamp"].to_str().unwrap();
+    let entries: Vec<&str> = headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(v1a_verifies(
+        entries[0],
+        &old_public,
+        id,
+        timestamp,
+        &got[0].body
+    ));
+    assert!(v1a_verifies(
+        entries[1],
+        &new_public,
+        id,
+        timestamp,
+        &got[0].body
+    ));
+    assert!(!v1a_verifies(
+        entries[0],
+        &new_public,
+        id,
+        timestamp,
+        &got[0].body
+    ));
+    let mut tampered = got[0].body.to_vec();
+    tampered.push(b' ');
+    assert!(!v1a_verifies(
+        entries[0],
+        &old_public,
+        id,
+        timestamp,
+        &tampered
+    ));
+}
+
+#[tokio::test]
+async fn with_both_the_header_carries_the_hmac_signature_then_the_ed25519_signature() {
+    let (key, public) = platform_sim::generate_webhook_signing_key(42, 0);
+    let receiver = Receiver::start(0).await;
+    let env = env_with(&receiver, |c| {
+        c.webhook_secrets = vec![SECRET_A.to_owned()];
+        c.webhook_signing_keys = vec![key.clone()];
+        c.webhook_signatures = Some(platform_sim::WebhookSignatures::Both);
+    })
+    .await;
+    env.post_json("/sim/verifier-authorizations", authorization())
+        .await;
+    wait_status(&env, "DELIVERED").await;
+    let got = receiver.received();
+    let headers = &got[0].headers;
+    let id = headers["webhook-id"].to_str().unwrap();
+    let timestamp = headers["webhook-timestamp"].to_str().unwrap();
+    let entries: Vec<&str> = headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(
+        entries[0],
+        expected_signature(SECRET_A, id, timestamp, &got[0].body)
+    );
+    assert!(v1a_verifies(
+        entries[1],
+        &public,
+        id,
+        timestamp,
+        &got[0].body
+    ));
+}
+
+#[tokio::test]
+async fn an_explicit_v1_choice_keeps_signing_with_the_secrets_only() {
+    let receiver = Receiver::start(0).await;
+    let env = env_with(&receiver, |c| {
+        c.webhook_signatures = Some(platform_sim::WebhookSignatures::V1);
+    })
+    .await;
+    env.post_json("/sim/verifier-authorizations", authorization())
+        .await;
+    wait_status(&env, "DELIVERED").await;
+    let signature = receiver.received()[0].headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        signature.split(' ').all(|e| e.starts_with("v1,")),
+        "{signature}"
+    );
+}
+
+#[tokio::test]
+async fn signing_configurations_that_cannot_sign_are_refused_at_start_without_quoting_a_key() {
+    use platform_sim::{SimConfig, SimError, WebhookSignatures};
+    let (key, _) = platform_sim::generate_webhook_signing_key(3, 0);
+    let local = || "127.0.0.1:0".parse().unwrap();
+    let cases = [
+        (
+            "v1a without a signing key",
+            SimConfig::default().with_webhook_signatures(WebhookSignatures::V1a),
+        ),
+        (
+            "both without a secret",
+            SimConfig::default()
+                .with_webhook_signing_key(key.clone())
+                .with_webhook_signatures(WebhookSignatures::Both),
+        ),
+        (
+            "signing keys that v1 would never use",
+            SimConfig::default()
+                .with_webhook_signing_key(key.clone())
+                .with_webhook_signatures(WebhookSignatures::V1),
+        ),
+        (
+            "a whsk_ of the wrong length",
+            SimConfig::default().with_webhook_signing_key(&key[..40]),
+        ),
+        (
+            "a whsec_ where a whsk_ belongs",
+            SimConfig::default().with_webhook_signing_key(SECRET_A),
+        ),
+    ];
+    for (name, config) in cases {
+        match platform_sim::spawn(config, local()).await {
+            Err(SimError::Config(message)) => {
+                assert!(!message.contains(&key[5..20]), "{name}: {message}");
+                assert!(!message.contains(&SECRET_A[6..]), "{name}: {message}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}

@@ -188,6 +188,8 @@ impl CallbackRoute for Counter {
 /// How to build a world.
 pub struct Setup {
     pub secrets: Vec<&'static str>,
+    /// The platform's `whpk_` public keys (the document's `publicKeys`; none by default).
+    pub public_keys: Vec<String>,
     pub env: Vec<(&'static str, String)>,
     /// The store under the spy (default: a fresh embedded store).
     pub store: Option<Arc<dyn RecordStore>>,
@@ -201,6 +203,7 @@ impl Default for Setup {
     fn default() -> Self {
         Self {
             secrets: vec![VECTOR_SECRET],
+            public_keys: Vec::new(),
             env: Vec::new(),
             store: None,
             secret_port: None,
@@ -244,8 +247,8 @@ pub async fn world_with(setup: Setup) -> World {
         None => Arc::new(FileSecrets::open(dir.path(), shared_clock.clone()).unwrap()),
     };
     let name = config.webhook_secrets_secret.clone();
-    if !setup.secrets.is_empty() {
-        let doc = json!({ "secrets": setup.secrets }).to_string();
+    if !setup.secrets.is_empty() || !setup.public_keys.is_empty() {
+        let doc = keys_document(&setup.secrets, &setup.public_keys);
         secrets.create(&name, &doc.into()).await.unwrap();
     }
     DataKeySource::new(
@@ -310,6 +313,15 @@ pub async fn world_with(setup: Setup) -> World {
     }
 }
 
+/// The webhook secrets document: `{"secrets": [...]}`, with `"publicKeys"` when there are any.
+pub fn keys_document(secrets: &[&str], public_keys: &[String]) -> String {
+    let mut doc = json!({ "secrets": secrets });
+    if !public_keys.is_empty() {
+        doc["publicKeys"] = json!(public_keys);
+    }
+    doc.to_string()
+}
+
 /// A callback body of the rich shape, exactly as the platform simulator serializes it.
 pub fn body_for(user: &str, verifier: &str, schema: &str, event_id: &str) -> String {
     serde_json::to_string(&platform_sim::CallbackBody {
@@ -334,6 +346,15 @@ pub fn minimal_body(user: &str, verifier: &str, schema: &str) -> String {
         event_id: None,
     })
     .unwrap()
+}
+
+/// The `v1a` entries the simulator's own signer produces with these `whsk_` keys.
+pub fn v1a_signature(keys: &[&str], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let parsed: Vec<platform_sim::WebhookSigningKey> = keys
+        .iter()
+        .map(|k| platform_sim::WebhookSigningKey::parse(k).unwrap())
+        .collect();
+    platform_sim::sign_v1a(&parsed, id, timestamp, body)
 }
 
 /// The `webhook-signature` the simulator's own signer produces.
@@ -384,6 +405,24 @@ impl World {
         )
     }
 
+    /// A delivery of `body` at `timestamp` under webhook id `id` with this `webhook-signature`.
+    pub fn with_signature(
+        &self,
+        signature: &str,
+        id: &str,
+        timestamp: i64,
+        body: &str,
+    ) -> ApiGatewayRequest {
+        self.request(
+            &[
+                ("webhook-id", id.to_owned()),
+                ("webhook-timestamp", timestamp.to_string()),
+                ("webhook-signature", signature.to_owned()),
+            ],
+            body.as_bytes().to_vec(),
+        )
+    }
+
     /// A correctly signed delivery of `body` now, under a fresh webhook id.
     pub fn signed(&self, body: &str) -> ApiGatewayRequest {
         let n = self.seq.fetch_add(1, Ordering::SeqCst);
@@ -407,7 +446,12 @@ impl World {
 
     /// Replaces the accepted secrets.
     pub async fn set_secrets(&self, secrets: &[&str]) {
-        let doc = json!({ "secrets": secrets }).to_string();
+        self.set_keys(secrets, &[]).await;
+    }
+
+    /// Replaces the accepted secrets and public keys.
+    pub async fn set_keys(&self, secrets: &[&str], public_keys: &[String]) {
+        let doc = keys_document(secrets, public_keys);
         self.secrets
             .put_current(&self.secret_name, &VersionId::random(), &doc.into())
             .await

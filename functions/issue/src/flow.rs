@@ -13,7 +13,7 @@ use shared::error::{ApiError, ErrorType};
 use shared::http::Reply;
 use shared::idempotency::{Idempotency, Lease, StoredResponse};
 use shared::issuance::{
-    Accepted, Issuance, IssuanceId, IssuanceStatus, NewIssuance, ResourceLock, poll_queue,
+    Accepted, Issuance, IssuanceId, IssuanceStatus, NewIssuance, PollShards, ResourceLock,
     subject_digest, subject_key,
 };
 use shared::pii::{DocumentDigest, Fingerprint, IdHash, Protector};
@@ -41,18 +41,25 @@ const RECONCILE_GRACE: Duration = Duration::from_secs(600);
 /// The record of `issuance` with its place in the due queue: an unfinished record (`PENDING`,
 /// `UPLOAD_PENDING`) is due for the reconciler ten minutes past its lease, a `WAIT_ONCHAIN` one for its
 /// first status poll; any other state is in no queue.
-fn to_record(id: &IssuanceId, issuance: &Issuance) -> Result<NewRecord, ApiError> {
+fn to_record(
+    id: &IssuanceId,
+    issuance: &Issuance,
+    shards: PollShards,
+) -> Result<NewRecord, ApiError> {
     let key = id.record_key().map_err(|e| internal("bad record key", e))?;
     let data =
         serde_json::to_value(issuance).map_err(|e| internal("cannot encode the issuance", e))?;
     let mut record = NewRecord::new(key, data);
     match issuance.status() {
         IssuanceStatus::WaitOnchain => {
-            record = record.due_at(poll_queue(), issuance.updated_at().plus(FIRST_POLL_AFTER));
+            record = record.due_at(
+                shards.queue_for(id),
+                issuance.updated_at().plus(FIRST_POLL_AFTER),
+            );
         }
         IssuanceStatus::Pending | IssuanceStatus::UploadPending => {
             let until = issuance.lease_until().unwrap_or(issuance.updated_at());
-            record = record.due_at(poll_queue(), until.plus(RECONCILE_GRACE));
+            record = record.due_at(shards.queue_for(id), until.plus(RECONCILE_GRACE));
         }
         _ => {}
     }
@@ -311,9 +318,9 @@ async fn take<'a>(
 ) -> Result<Job<'a>, ApiError> {
     let id = request.id;
     let issuance_write = match expected {
-        None => Write::Create(to_record(id, &issuance)?),
+        None => Write::Create(to_record(id, &issuance, deps.config.shards)?),
         Some(v) => Write::Replace {
-            record: to_record(id, &issuance)?,
+            record: to_record(id, &issuance, deps.config.shards)?,
             expected: v,
         },
     };
@@ -413,7 +420,7 @@ impl Job<'_> {
     /// Replaces the issuance record at the version this request last wrote.
     async fn save(&mut self, next: Issuance) -> Result<(), ApiError> {
         let write = Write::Replace {
-            record: to_record(self.id, &next)?,
+            record: to_record(self.id, &next, self.deps.config.shards)?,
             expected: self.version,
         };
         self.version = version_after(&write);
@@ -529,7 +536,7 @@ impl Job<'_> {
     /// The writes that mark the record `failed` and free the lock (its hashes unchanged).
     fn release_lock_writes(&self, failed: &Issuance) -> Vec<Write> {
         let mut writes = Vec::new();
-        if let Ok(record) = to_record(self.id, failed) {
+        if let Ok(record) = to_record(self.id, failed, self.deps.config.shards) {
             writes.push(Write::Replace {
                 record,
                 expected: self.version,
@@ -608,7 +615,7 @@ impl Job<'_> {
         let hash = next.core_claim_hash().unwrap_or_default().to_owned();
         let response = accepted_response(self.id, &next);
         let issuance_write = Write::Replace {
-            record: to_record(self.id, &next)?,
+            record: to_record(self.id, &next, self.deps.config.shards)?,
             expected: self.version,
         };
         let lock = self

@@ -23,6 +23,7 @@ use shared::clock::SharedClock;
 use shared::config::{ConfigError, EnvReader};
 use shared::error::{ApiError, ErrorType};
 use shared::http::{ApiBasePath, Reply};
+use shared::issuance::PollShards;
 use shared::keys::{KeyConfig, PartnerId};
 use shared::pii::DataKeySource;
 use shared::platform::{MintingTokens, PlatformClient, PlatformConfig, PlatformError};
@@ -71,6 +72,8 @@ pub struct IssueConfig {
     pub step_up: Option<StepUpConfig>,
     /// `API_BASE_PATH` (default empty): the custom domain's base path, taken off before routing.
     pub base_path: ApiBasePath,
+    /// `POLL_SHARDS` (default 8, 1–64): how many due-queue shards new issuances spread over.
+    pub shards: PollShards,
 }
 
 impl IssueConfig {
@@ -110,6 +113,7 @@ impl IssueConfig {
         }
         Ok(Self {
             base_path: ApiBasePath::from_env(r)?,
+            shards: PollShards::from_env(r)?,
             partner_id,
             api_keys_secret: SecretName::new(&api_keys)
                 .map_err(|e| ConfigError::new("API_KEYS_SECRET_NAME", e.to_string()))?,

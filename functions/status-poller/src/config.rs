@@ -1,5 +1,6 @@
 //! The poller's configuration: how hard to poll, when to alert, when to give up.
 
+use shared::issuance::PollShards;
 use std::time::Duration;
 
 use shared::config::{ConfigError, EnvReader};
@@ -36,6 +37,9 @@ pub struct PollPolicy {
     pub default_run_time: Duration,
     /// Due records read per index query (default 200).
     pub page_size: usize,
+    /// `POLL_SHARDS` (default 8, 1–64): the shard a record goes back to after a claim. Every
+    /// possible shard is drained whatever the count, and the legacy single queue too.
+    pub shards: PollShards,
 }
 
 impl Default for PollPolicy {
@@ -50,6 +54,7 @@ impl Default for PollPolicy {
             safety_margin: Duration::from_millis(2000),
             default_run_time: Duration::from_secs(60),
             page_size: 200,
+            shards: PollShards::default(),
         }
     }
 }
@@ -118,6 +123,7 @@ impl PollPolicy {
             give_up_after,
             lease,
             safety_margin: Duration::from_millis(margin_ms),
+            shards: PollShards::from_env(r)?,
             ..defaults
         })
     }

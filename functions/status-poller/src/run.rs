@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use shared::clock::Timestamp;
-use shared::issuance::{Anchored, InvalidTransition, Issuance, IssuanceStatus, poll_queue};
+use shared::issuance::{Anchored, InvalidTransition, Issuance, IssuanceStatus, PollShards};
 use shared::platform::{Deadline, PlatformError, VcState, VcStatus};
 use shared::store::{
     Cursor, Due, DueRecords, NewRecord, QueueName, Record, RecordKey, StoreError, Version, Write,
@@ -59,7 +59,7 @@ pub async fn run(deps: &PollerDeps, deadline: Deadline) -> Result<RunSummary, Po
         .request_timeout
         .min(policy.lease.saturating_sub(WRITE_ALLOWANCE));
     let ctx = RunCtx {
-        queue: poll_queue(),
+        shards: policy.shards,
         hard_stop: Deadline::at(
             deadline
                 .instant()
@@ -75,7 +75,7 @@ pub async fn run(deps: &PollerDeps, deadline: Deadline) -> Result<RunSummary, Po
     let (tx, mut rx) = mpsc::channel(policy.page_size.max(1));
     let lister = tokio::spawn(list_due(
         Arc::clone(&deps.due),
-        ctx.queue.clone(),
+        PollShards::drained(),
         deps.clock.now(),
         policy.page_size.max(1),
         deadline,
@@ -163,24 +163,51 @@ enum Listed {
     Failed(StoreError),
 }
 
-/// Pages through the due records of `queue` as of `as_of` until there are none, the run stops
-/// listening, or too little time is left to poll another record.
+/// How many queues (shards) are listed at once.
+const LISTED_AT_ONCE: usize = 8;
+
+/// Pages through the due records of every queue of `queues` as of `as_of`, a few queues at a
+/// time, until there are none, the run stops listening, or too little time is left to poll
+/// another record.
 async fn list_due(
     due: Arc<dyn DueRecords>,
-    queue: QueueName,
+    queues: Vec<QueueName>,
     as_of: Timestamp,
     page_size: usize,
     deadline: Deadline,
     reserve: Duration,
     tx: mpsc::Sender<Listed>,
 ) {
+    futures::stream::iter(queues)
+        .for_each_concurrent(LISTED_AT_ONCE, |queue| {
+            let (due, tx) = (Arc::clone(&due), tx.clone());
+            async move {
+                list_queue(&*due, &queue, as_of, page_size, deadline, reserve, &tx).await;
+            }
+        })
+        .await;
+}
+
+/// One queue of [`list_due`].
+async fn list_queue(
+    due: &dyn DueRecords,
+    queue: &QueueName,
+    as_of: Timestamp,
+    page_size: usize,
+    deadline: Deadline,
+    reserve: Duration,
+    tx: &mpsc::Sender<Listed>,
+) {
     let mut cursor: Option<Cursor> = None;
     loop {
+        if tx.is_closed() {
+            return;
+        }
         if deadline.remaining() < reserve {
             let _ = tx.send(Listed::OutOfTime).await;
             return;
         }
-        let page = match due.due(&queue, as_of, page_size, cursor.as_ref()).await {
+        let page = match due.due(queue, as_of, page_size, cursor.as_ref()).await {
             Ok(page) => page,
             Err(e) => {
                 let _ = tx.send(Listed::Failed(e)).await;
@@ -201,7 +228,9 @@ async fn list_due(
 
 /// What every poll of a run shares.
 struct RunCtx {
-    queue: QueueName,
+    /// Where each record goes back in the due index: its own shard (a record of the legacy
+    /// queue moves to it on its first claim).
+    shards: PollShards,
     /// The invocation's deadline minus the safety margin: no poll runs past it.
     hard_stop: Deadline,
     /// The longest one status call may take.
@@ -374,19 +403,17 @@ impl Tally {
 fn rewrite(
     record: &Record,
     issuance: &Issuance,
-    queue: &QueueName,
+    shards: PollShards,
     due: Option<Timestamp>,
     expected: Version,
 ) -> Result<Write, serde_json::Error> {
+    let queue = shards.queue_for(&issuance.issuance_id);
     Ok(Write::Replace {
         record: NewRecord {
             key: record.key.clone(),
             data: serde_json::to_value(issuance)?,
             expires_at: record.expires_at,
-            due: due.map(|at| Due {
-                queue: queue.clone(),
-                at,
-            }),
+            due: due.map(|at| Due { queue, at }),
         },
         expected,
     })
@@ -451,7 +478,7 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
     if issuance.status() != IssuanceStatus::WaitOnchain {
         tracing::warn!(issuance_id = id.as_str(), status = ?issuance.status(),
             "record in the poll queue is not waiting; taking it out of the queue");
-        let write = rewrite(&record, &issuance, &ctx.queue, None, record.version);
+        let write = rewrite(&record, &issuance, ctx.shards, None, record.version);
         return match apply(deps, &record.key, write).await {
             Ok(_) => Outcome::new(Fate::Skipped),
             Err(failed) => failed.skipped_or_error(),
@@ -469,7 +496,7 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
             issuance_id = id.as_str(),
             "waiting record without a coreClaimHash; marked FAILED"
         );
-        let write = rewrite(&record, &failed, &ctx.queue, None, record.version);
+        let write = rewrite(&record, &failed, ctx.shards, None, record.version);
         return match apply(deps, &record.key, write).await {
             Ok(_) => Outcome::new(Fate::Failed),
             Err(failed) => failed.skipped_or_error(),
@@ -486,7 +513,7 @@ async fn poll_one(deps: &PollerDeps, record: Record, ctx: &RunCtx) -> Outcome {
     let write = rewrite(
         &record,
         &issuance,
-        &ctx.queue,
+        ctx.shards,
         Some(claim_due),
         record.version,
     );
@@ -628,7 +655,7 @@ async fn reconcile(
     let now = deps.clock.now();
     if issuance.lease_live(now) {
         let until = issuance.lease_until().unwrap_or(now);
-        let write = rewrite(record, &issuance, &ctx.queue, Some(until), record.version);
+        let write = rewrite(record, &issuance, ctx.shards, Some(until), record.version);
         return match apply(deps, &record.key, write).await {
             Ok(_) => Outcome::new(Fate::Skipped),
             Err(failed) => failed.skipped_or_error(),
@@ -639,7 +666,7 @@ async fn reconcile(
     let Ok(abandoned) = issuance.abandoned(now) else {
         return Outcome::new(Fate::Skipped);
     };
-    let write = rewrite(record, &abandoned, &ctx.queue, None, record.version);
+    let write = rewrite(record, &abandoned, ctx.shards, None, record.version);
     match apply(deps, &record.key, write).await {
         Ok(_) => {
             let from = match from {
@@ -689,7 +716,7 @@ async fn finish(
     claimed: Version,
     mut outcome: Outcome,
 ) -> Outcome {
-    let write = rewrite(record, issuance, &ctx.queue, due, claimed);
+    let write = rewrite(record, issuance, ctx.shards, due, claimed);
     match apply(deps, &record.key, write).await {
         Ok(_) => {
             if let Fate::Issued(waited) = outcome.fate {

@@ -978,7 +978,10 @@ async fn an_unfinished_record_is_queued_for_the_reconciler_at_the_end_of_its_lea
     let issuance: Issuance = serde_json::from_value(stored.data).unwrap();
     assert_eq!(issuance.status(), shared::issuance::IssuanceStatus::Pending);
     let due = stored.due.expect("in the due index");
-    assert_eq!(due.queue, shared::issuance::poll_queue());
+    assert_eq!(
+        due.queue,
+        shared::issuance::PollShards::default().queue_for(&issuance.issuance_id)
+    );
     assert!(
         due.at > issuance.lease_until().unwrap(),
         "due once its lease is over"

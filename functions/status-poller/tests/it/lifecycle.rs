@@ -107,7 +107,7 @@ async fn an_unreadable_record_leaves_the_queue_and_is_counted_as_an_error() {
     w.store
         .write(Write::Create(
             NewRecord::new(key.clone(), json!({"not": "an issuance"}))
-                .due_at(shared::issuance::poll_queue(), now),
+                .due_at(shared::issuance::legacy_poll_queue(), now),
         ))
         .await
         .unwrap();

@@ -8,3 +8,4 @@ mod deadline;
 mod faults;
 mod lifecycle;
 mod overlap;
+mod shards;

@@ -13,7 +13,7 @@ use shared::auth::AccessKeyId;
 use shared::clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 use shared::config::{EnvReader, MapEnv};
 use shared::issuance::ProgramId;
-use shared::issuance::{Accepted, Issuance, IssuanceId, IssuanceStatus, NewIssuance, poll_queue};
+use shared::issuance::{Accepted, Issuance, IssuanceId, IssuanceStatus, NewIssuance};
 use shared::keys::KeyConfig;
 use shared::pii::{DataKeys, Fingerprint, Protector};
 use shared::platform::{Deadline, IssueOnBehalf, OnDuplicate};
@@ -294,7 +294,8 @@ impl World {
         if core_claim_hash.is_none() {
             issuance.as_object_mut().unwrap().remove("coreClaimHash");
         }
-        let record = NewRecord::new(key, issuance).due_at(poll_queue(), now.plus(FIRST_POLL_AFTER));
+        let record =
+            NewRecord::new(key, issuance).due_at(self.queue_of(&id), now.plus(FIRST_POLL_AFTER));
         self.store.write(Write::Create(record)).await.unwrap();
         id
     }
@@ -324,11 +325,27 @@ impl World {
             fields.insert("cakPublicKey".into(), json!("04ab"));
         }
         let write = Write::Replace {
-            record: NewRecord::new(record.key, issuance).due_at(poll_queue(), lease_until),
+            record: NewRecord::new(record.key, issuance).due_at(self.queue_of(&id), lease_until),
             expected: record.version,
         };
         self.store.write(write).await.unwrap();
         id
+    }
+
+    /// The queue the issue function puts `id` in (its shard at the default count).
+    pub fn queue_of(&self, id: &IssuanceId) -> shared::store::QueueName {
+        shared::issuance::PollShards::default().queue_for(id)
+    }
+
+    /// Moves the record of `id` to `queue` (due at the same time), as another release queued it.
+    pub async fn requeue(&self, id: &IssuanceId, queue: shared::store::QueueName) {
+        let (record, _) = self.record(id).await;
+        let due = record.due.clone().expect("queued");
+        let write = Write::Replace {
+            record: NewRecord::new(record.key.clone(), record.data.clone()).due_at(queue, due.at),
+            expected: record.version,
+        };
+        self.store.write(write).await.unwrap();
     }
 
     /// The stored record and its issuance.

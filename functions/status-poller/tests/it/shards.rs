@@ -1,0 +1,95 @@
+//! The sharded due queue: records spread over shards by id, every shard drained, the records of
+//! the single queue of earlier releases still polled (and moved to their shard), and a changed
+//! shard count stranding nothing — on the embedded store and on DynamoDB.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{Backend, World, world};
+use shared::issuance::{IssuanceStatus, PollShards, legacy_poll_queue};
+use status_poller::PollPolicy;
+
+async fn queues_of(w: &World, ids: &[shared::issuance::IssuanceId]) -> BTreeSet<String> {
+    let mut queues = BTreeSet::new();
+    for id in ids {
+        let (record, _) = w.record(id).await;
+        queues.insert(record.due.expect("queued").queue.as_str().to_owned());
+    }
+    queues
+}
+
+async fn legacy_records_are_polled_and_move_to_their_shard(backend: Backend) {
+    // Anchored 30 s after issuance: the simulator's clock also moves with real time, and seeding
+    // on a busy machine takes seconds.
+    let w = world(backend, Duration::from_secs(30)).await;
+    let ids = w.seed("legacy", 24).await;
+    // Queued as the release before sharding queued them: all in the one queue.
+    for id in &ids {
+        w.requeue(id, legacy_poll_queue()).await;
+    }
+    assert_eq!(
+        queues_of(&w, &ids).await,
+        BTreeSet::from(["poll".to_owned()])
+    );
+
+    let poller = w.poller(PollPolicy::default());
+    w.advance(Duration::from_secs(1));
+    let summary = w.run(&poller).await;
+    assert_eq!(
+        (summary.polled, summary.still_waiting),
+        (24, 24),
+        "{summary:?}"
+    );
+    // Each claim put its record back in its own shard: spread over several, none in the old queue.
+    for id in &ids {
+        let (record, _) = w.record(id).await;
+        assert_eq!(record.due.unwrap().queue, w.queue_of(id));
+    }
+    let shards = queues_of(&w, &ids).await;
+    assert!(shards.len() > 1 && !shards.contains("poll"), "{shards:?}");
+
+    w.advance(Duration::from_secs(30));
+    let summary = w.run(&poller).await;
+    assert_eq!(summary.issued, 24, "{summary:?}");
+    for id in &ids {
+        assert_eq!(w.record(id).await.1.status(), IssuanceStatus::Issued);
+    }
+}
+
+#[tokio::test]
+async fn records_of_the_single_queue_before_sharding_are_polled_and_move_to_their_shard() {
+    legacy_records_are_polled_and_move_to_their_shard(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn records_of_the_single_queue_before_sharding_are_polled_on_dynamodb_too() {
+    legacy_records_are_polled_and_move_to_their_shard(Backend::DynamoDb).await;
+}
+
+#[tokio::test]
+async fn lowering_the_shard_count_strands_no_record_and_requeues_each_in_the_new_shards() {
+    let w = world(Backend::Embedded, Duration::from_secs(60)).await;
+    // Queued over the default 8 shards.
+    let ids = w.seed("resharded", 32).await;
+    assert!(queues_of(&w, &ids).await.len() > 2);
+
+    let two = PollShards::new(2).unwrap();
+    let poller = w.poller(PollPolicy {
+        shards: two,
+        ..PollPolicy::default()
+    });
+    w.advance(Duration::from_secs(1));
+    let summary = w.run(&poller).await;
+    assert_eq!(summary.polled, 32, "every shard is drained: {summary:?}");
+    let after = queues_of(&w, &ids).await;
+    assert_eq!(
+        after,
+        BTreeSet::from(["poll-00".to_owned(), "poll-01".to_owned()])
+    );
+    for id in &ids {
+        assert_eq!(w.record(id).await.0.due.unwrap().queue, two.queue_for(id));
+    }
+}

@@ -91,6 +91,38 @@ impl PollShards {
     }
 }
 
+/// One of `of` groups of the drained queues, for a schedule that fans the poll out over several
+/// invocations: group `index` drains the legacy queue (group 0 only) and the shards `k` with
+/// `k % of == index`. The groups of one `of` cover every queue exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardGroup {
+    index: u16,
+    of: u16,
+}
+
+impl ShardGroup {
+    /// Every queue: one invocation drains all.
+    pub const ALL: Self = Self { index: 0, of: 1 };
+
+    /// Group `index` of `of` (`of` 1 to [`MAX_POLL_SHARDS`], `index < of`).
+    pub fn new(index: u16, of: u16) -> Option<Self> {
+        ((1..=MAX_POLL_SHARDS).contains(&of) && index < of).then_some(Self { index, of })
+    }
+
+    /// The queues this group drains.
+    pub fn queues(self) -> Vec<QueueName> {
+        let legacy = (self.index == 0).then(legacy_poll_queue);
+        legacy
+            .into_iter()
+            .chain(
+                (0..MAX_POLL_SHARDS)
+                    .filter(|k| k % self.of == self.index)
+                    .map(shard_queue),
+            )
+            .collect()
+    }
+}
+
 fn shard_queue(shard: u16) -> QueueName {
     QueueName::new(&format!("poll-{shard:02}"))
         .unwrap_or_else(|_| unreachable!("a valid queue name"))
@@ -764,6 +796,19 @@ mod tests {
                 .keys()
                 .all(|q| drained.iter().any(|d| d.as_str() == q))
         );
+        // The groups of a fan-out cover every drained queue exactly once.
+        for of in [1u16, 2, 3, 4, 64] {
+            let mut covered: Vec<String> = (0..of)
+                .flat_map(|i| ShardGroup::new(i, of).unwrap().queues())
+                .map(|q| q.as_str().to_owned())
+                .collect();
+            covered.sort();
+            let mut all: Vec<String> = drained.iter().map(|q| q.as_str().to_owned()).collect();
+            all.sort();
+            assert_eq!(covered, all, "{of} groups");
+        }
+        assert_eq!(ShardGroup::ALL.queues(), drained);
+        assert!(ShardGroup::new(2, 2).is_none() && ShardGroup::new(0, 0).is_none());
         let one = PollShards::new(1).unwrap();
         assert_eq!(
             one.queue_for(&IssuanceId::derive("pk_a", "k")).as_str(),

@@ -23,6 +23,7 @@
 mod config;
 mod run;
 
+use shared::issuance::ShardGroup;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,7 +36,7 @@ use shared::store::{DueRecords, RecordStore, StoreError};
 use shared::telemetry::Recorder;
 
 pub use config::{MAX_CONCURRENCY, PollPolicy, PollerConfig};
-pub use run::run;
+pub use run::{run, run_group};
 
 /// The service name in logs and metrics.
 pub const SERVICE: &str = "status-poller";
@@ -164,12 +165,16 @@ pub enum PollerError {
     /// The due index could not be read.
     #[error("cannot list the due records: {0}")]
     Listing(#[source] StoreError),
+    /// The scheduled event names a shard group that does not exist.
+    #[error("the event's shardGroup/shardGroups are not a group of 1-64 groups: {0}")]
+    BadGroup(String),
 }
 
 impl From<PollerError> for lambda_runtime::Diagnostic {
     fn from(e: PollerError) -> Self {
         let error_type = match &e {
             PollerError::Listing(_) => "DueListingFailed",
+            PollerError::BadGroup(_) => "BadShardGroup",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
@@ -188,8 +193,31 @@ pub async fn handle(
     if let Some(id) = event.get("id").and_then(Value::as_str) {
         tracing::debug!(event_id = id, "status poll run requested");
     }
-    let summary = run(deps, deadline).await?;
+    let summary = run_group(deps, deadline, shard_group(&event)?).await?;
     Ok(serde_json::to_value(&summary).unwrap_or(Value::Null))
+}
+
+/// The shard group a scheduled event asks for: `{"shardGroup": i, "shardGroups": n}` (the
+/// template's fan-out schedules put it in the event), or every queue when the event names none.
+///
+/// # Errors
+/// [`PollerError::BadGroup`] for a group that does not exist: the run fails visibly instead of
+/// draining the wrong queues.
+pub fn shard_group(event: &Value) -> Result<ShardGroup, PollerError> {
+    let field = |name: &str| event.get(name).filter(|v| !v.is_null());
+    match (field("shardGroup"), field("shardGroups")) {
+        (None, None) => Ok(ShardGroup::ALL),
+        (index, of) => {
+            let number = |v: Option<&Value>| {
+                v.and_then(Value::as_u64)
+                    .and_then(|n| u16::try_from(n).ok())
+            };
+            number(index)
+                .zip(number(of))
+                .and_then(|(i, n)| ShardGroup::new(i, n))
+                .ok_or_else(|| PollerError::BadGroup(format!("{index:?} of {of:?}")))
+        }
+    }
 }
 
 /// The deadline of a Lambda invocation, given as epoch milliseconds (`Context::deadline`).

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use shared::clock::Timestamp;
-use shared::issuance::{Anchored, InvalidTransition, Issuance, IssuanceStatus, PollShards};
+use shared::issuance::{
+    Anchored, InvalidTransition, Issuance, IssuanceStatus, PollShards, ShardGroup,
+};
 use shared::platform::{Deadline, PlatformError, VcState, VcStatus};
 use shared::store::{
     Cursor, Due, DueRecords, NewRecord, QueueName, Record, RecordKey, StoreError, Version, Write,
@@ -51,6 +53,16 @@ const WRITE_ALLOWANCE: Duration = Duration::from_secs(1);
 /// the calls in flight. The index is read as of the run's start: a record claimed in this run is
 /// due again only later, so no run polls a record twice.
 pub async fn run(deps: &PollerDeps, deadline: Deadline) -> Result<RunSummary, PollerError> {
+    run_group(deps, deadline, ShardGroup::ALL).await
+}
+
+/// [`run`] over the queues of one shard group only: one of the invocations a fanned-out schedule
+/// makes (each claims its records with its own lease, as any run does).
+pub async fn run_group(
+    deps: &PollerDeps,
+    deadline: Deadline,
+    group: ShardGroup,
+) -> Result<RunSummary, PollerError> {
     let started = Instant::now();
     let policy = &deps.policy;
     let poll_time = deps
@@ -75,7 +87,7 @@ pub async fn run(deps: &PollerDeps, deadline: Deadline) -> Result<RunSummary, Po
     let (tx, mut rx) = mpsc::channel(policy.page_size.max(1));
     let lister = tokio::spawn(list_due(
         Arc::clone(&deps.due),
-        PollShards::drained(),
+        group.queues(),
         deps.clock.now(),
         policy.page_size.max(1),
         deadline,

@@ -93,3 +93,46 @@ async fn lowering_the_shard_count_strands_no_record_and_requeues_each_in_the_new
         assert_eq!(w.record(id).await.0.due.unwrap().queue, two.queue_for(id));
     }
 }
+
+#[tokio::test]
+async fn a_schedule_fanned_out_over_two_groups_polls_every_record_once_between_them() {
+    let w = world(Backend::Embedded, Duration::from_secs(60)).await;
+    let ids = w.seed("fanout", 40).await;
+    // A few still in the single queue of the release before sharding: group 0 drains it.
+    for id in &ids[..5] {
+        w.requeue(id, legacy_poll_queue()).await;
+    }
+    let (a, b) = (
+        w.poller(PollPolicy::default()),
+        w.poller(PollPolicy::default()),
+    );
+    w.advance(Duration::from_secs(1));
+    let deadline = || shared::platform::Deadline::after(Duration::from_secs(60));
+    let group = |i| {
+        status_poller::shard_group(&serde_json::json!({"shardGroup": i, "shardGroups": 2})).unwrap()
+    };
+    // The two invocations of one scheduled minute, at the same time, each with its own lease.
+    let (first, second) = tokio::join!(
+        status_poller::run_group(&a, deadline(), group(0)),
+        status_poller::run_group(&b, deadline(), group(1)),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(
+        first.polled > 5 && second.polled > 0,
+        "{first:?} {second:?}"
+    );
+    assert_eq!(first.polled + second.polled, 40);
+    let calls = w.status_calls();
+    let distinct: BTreeSet<&String> = calls.iter().collect();
+    assert_eq!(
+        (calls.len(), distinct.len()),
+        (40, 40),
+        "no record polled twice"
+    );
+    assert_eq!(
+        status_poller::shard_group(&serde_json::json!({"shardGroup": 2, "shardGroups": 2}))
+            .unwrap_err()
+            .to_string(),
+        "the event's shardGroup/shardGroups are not a group of 1-64 groups: Some(Number(2)) of Some(Number(2))"
+    );
+}

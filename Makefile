@@ -122,7 +122,8 @@ bench: venv bootstraps ## Print the performance figures (release build; never pa
 	$(CARGO) bench -p shared --bench ecies --bench hmac >/dev/null
 	$(CARGO) bench -p issue --bench calls >/dev/null
 	$(CARGO) bench -p callback-receiver --bench verify >/dev/null
-	$(CARGO) bench -p status-poller --bench drain >/dev/null
+	@# The sharded due index under 100,000 records (embedded) and 10,000 (DynamoDB on moto).
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) bench -p status-poller --bench drain --bench scale >/dev/null
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(TARGET_DIR)/release/lambda-emu bench >/dev/null
 	@# The chaos suite, five times larger than in `make test`, on the embedded store (moto slows down
 	@# as its table grows; DynamoDB runs at the make-test size); it prints its counts.

@@ -1,5 +1,7 @@
-//! `make bench`: warm mint cost in process (the budget is 100 µs of CPU per mint) and the number
-//! of secret reads a warm container makes (the budget is zero within the cache TTL).
+//! `make bench`: warm mint cost in process (the budget is 100 µs of CPU per mint), the number
+//! of secret reads a warm container makes (the budget is zero within the cache TTL), and the
+//! Secrets Manager reads of one container over a simulated hour of steady traffic (what bounds
+//! the reads at any request rate: docs/scale.md).
 //! A plain harness: it prints figures and asserts nothing about time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +11,7 @@ use std::time::Instant;
 use lambda_http::http::Method;
 use serde_json::json;
 use shared::apigw::ApiGatewayRequest;
-use shared::clock::{SharedClock, SystemClock};
+use shared::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
 use shared::keys::KeySetStore;
 use shared::keys::policy::plan;
@@ -69,4 +71,68 @@ fn main() {
             reads.calls() - reads_before
         );
     });
+    rt.block_on(an_hour_of_traffic());
+}
+
+/// One container serving 4 requests a second for a simulated hour: its secret reads per hour.
+/// Reads depend on the caches' TTLs, not on the request rate, so at any rate the bundle reads
+/// `containers × this` per hour.
+async fn an_hour_of_traffic() {
+    let manual = ManualClock::new(SystemClock.now());
+    let clock: SharedClock = Arc::new(manual.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileSecrets::open(dir.path(), clock.clone()).unwrap();
+    let env = MapEnv::from_pairs([("PARTNER_ID", "bench")]);
+    let config = MintConfig::from_env(&EnvReader::new(&env)).unwrap();
+    let ttl = config.keys.timings.key_set_cache_ttl;
+    let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
+    let store = KeySetStore::new(writer, config.keys.secret_name.clone());
+    let loaded = store.load().await.unwrap();
+    let (set, _) = plan(&loaded.set, clock.now(), &config.keys.policy).unwrap();
+    store.save(&loaded, &set).await.unwrap();
+    let reads = CountingSource::new(files);
+    let deps = MintDeps::build(
+        config,
+        MintPorts {
+            secrets: Arc::new(reads.clone()),
+            replay: None,
+            recorder: Recorder::new(
+                "Bench",
+                "token-mint",
+                Arc::new(shared::telemetry::MemorySink::default()),
+                clock.clone(),
+            ),
+            clock,
+        },
+    );
+    let claims = [
+        ("sub", "u"),
+        ("email", "u@example.com"),
+        ("email_verified", "true"),
+        ("amr", "[pwd]"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect::<std::collections::HashMap<_, _>>();
+    let request = ApiGatewayRequest::new(Method::POST, "/v1/partner-tokens")
+        .json(&json!({"scope": "session"}))
+        .claims(claims);
+    let mut served = 0u32;
+    for _second in 0..3600 {
+        for _ in 0..4 {
+            let r = handle(request.clone().build(), &deps).await;
+            assert_eq!(r.status(), 200);
+            served += 1;
+        }
+        manual.advance(std::time::Duration::from_secs(1));
+    }
+    let per_hour = reads.calls();
+    eprintln!(
+        "token-mint secret reads: {per_hour} per container over a simulated hour of {served} \
+         requests (key-set cache TTL {} s); at 1,000 requests/s spread over 100 warm containers \
+         that is {} reads/hour, {:.2} reads/s",
+        ttl.as_secs(),
+        per_hour * 100,
+        per_hour as f64 * 100.0 / 3600.0,
+    );
 }

@@ -7,33 +7,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-
-use async_trait::async_trait;
-use shared::store::{Record, RecordKey, RecordStore, StoreError, Version, Write};
-
-/// Counts the calls reaching the store.
-struct Counting {
-    inner: Arc<dyn RecordStore>,
-    calls: AtomicUsize,
-}
-
-#[async_trait]
-impl RecordStore for Counting {
-    async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key).await
-    }
-    async fn write(&self, write: Write) -> Result<Version, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.write(write).await
-    }
-    async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.write_all(writes).await
-    }
-}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -43,7 +17,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let mut w = common::world(&[]).await;
-        let counting = Arc::new(Counting { inner: Arc::clone(&w.deps.store), calls: AtomicUsize::new(0) });
+        let counting = Arc::new(test_support::CountingStore::new(Arc::clone(&w.deps.store), None));
         w.deps.store = counting.clone();
         // kyc-basic decides onDuplicate automatically (it reads the last subject hash);
         // kyc-document-k1 always revokes.
@@ -52,10 +26,10 @@ fn main() {
             let key = format!("bench-first-{program}");
             let (status, _, _) = w.send(w.post(&w.writer, Some(&key), &b)).await;
             assert_eq!(status, 202);
-            let first = counting.calls.swap(0, Ordering::SeqCst);
+            let first = counting.take_calls();
             let (status, _, _) = w.send(w.post(&w.writer, Some(&key), &b)).await;
             assert_eq!(status, 202);
-            let replay = counting.calls.swap(0, Ordering::SeqCst);
+            let replay = counting.take_calls();
             eprintln!(
                 "issue store calls for {program} (besides authentication's replay-cache write): first issuance {first}, replay {replay}"
             );

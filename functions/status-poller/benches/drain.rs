@@ -9,21 +9,17 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use common::{Backend, World, world};
 use futures::StreamExt;
 use serde_json::json;
-use shared::clock::Timestamp;
 use shared::issuance::Issuance;
 use shared::platform::Deadline;
-use shared::store::{
-    Cursor, DuePage, DueRecords, QueueName, Record, RecordKey, RecordStore, StoreError, Version,
-    Write,
-};
+use shared::store::{Record, Write};
 use status_poller::{PollPolicy, run};
+use test_support::CountingStore;
 
 const RECORDS: usize = 10_000;
 /// Under `cargo test` the bench runs once over this many records, to prove it still works.
@@ -37,45 +33,6 @@ fn records() -> usize {
     }
 }
 const LATENCY_MS: u64 = 20;
-
-/// Counts the calls reaching the store.
-struct Counting {
-    store: Arc<dyn RecordStore>,
-    due: Arc<dyn DueRecords>,
-    reads: AtomicU64,
-    writes: AtomicU64,
-    queries: AtomicU64,
-}
-
-#[async_trait]
-impl RecordStore for Counting {
-    async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.store.get(key).await
-    }
-    async fn write(&self, write: Write) -> Result<Version, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.store.write(write).await
-    }
-    async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.store.write_all(writes).await
-    }
-}
-
-#[async_trait]
-impl DueRecords for Counting {
-    async fn due(
-        &self,
-        queue: &QueueName,
-        now: Timestamp,
-        limit: usize,
-        cursor: Option<&Cursor>,
-    ) -> Result<DuePage, StoreError> {
-        self.queries.fetch_add(1, Ordering::SeqCst);
-        self.due.due(queue, now, limit, cursor).await
-    }
-}
 
 /// Puts every seeded record at its `attempts`-th poll (setting up, not measured).
 async fn at_attempt(w: &World, ids: &[shared::issuance::IssuanceId], attempts: u32) {
@@ -112,13 +69,7 @@ async fn drain(label: &str, onchain_delay: Duration, attempts: u32) {
     w.fault(json!({"route": "/credentials/status", "latencyMs": LATENCY_MS}))
         .await;
     w.advance(Duration::from_secs(3600));
-    let counting = Arc::new(Counting {
-        store: w.store.clone(),
-        due: w.due.clone(),
-        reads: AtomicU64::new(0),
-        writes: AtomicU64::new(0),
-        queries: AtomicU64::new(0),
-    });
+    let counting = Arc::new(CountingStore::new(w.store.clone(), Some(w.due.clone())));
     // The give-up limit is pushed out of the way: the backlog is an hour old by construction.
     let policy = PollPolicy {
         alert_after: Duration::from_secs(86_400),

@@ -11,20 +11,15 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use common::{Backend, World, world};
 use serde_json::json;
-use shared::clock::Timestamp;
 use shared::issuance::ShardGroup;
 use shared::platform::Deadline;
-use shared::store::{
-    Cursor, DuePage, DueRecords, QueueName, Record, RecordKey, RecordStore, StoreError, Version,
-    Write,
-};
 use status_poller::{PollPolicy, run_group};
+use test_support::CountingStore;
 
 /// Records on the embedded store and on DynamoDB (moto is a local Python server: a tenth).
 const EMBEDDED_RECORDS: usize = 100_000;
@@ -35,52 +30,10 @@ const LATENCY_MS: u64 = 20;
 /// Status calls in flight per poller: a poller bound by the platform's latency, as in production.
 const CONCURRENCY: usize = 16;
 
-/// Counts the index writes (every conditional write of a queued record rewrites its index
-/// entry) and the index queries.
-struct Counting {
-    store: Arc<dyn RecordStore>,
-    due: Arc<dyn DueRecords>,
-    writes: AtomicU64,
-    queries: AtomicU64,
-}
-
-#[async_trait]
-impl RecordStore for Counting {
-    async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
-        self.store.get(key).await
-    }
-    async fn write(&self, write: Write) -> Result<Version, StoreError> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.store.write(write).await
-    }
-    async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.store.write_all(writes).await
-    }
-}
-
-#[async_trait]
-impl DueRecords for Counting {
-    async fn due(
-        &self,
-        queue: &QueueName,
-        now: Timestamp,
-        limit: usize,
-        cursor: Option<&Cursor>,
-    ) -> Result<DuePage, StoreError> {
-        self.queries.fetch_add(1, Ordering::Relaxed);
-        self.due.due(queue, now, limit, cursor).await
-    }
-}
-
 /// One round: every seeded record due, `pollers` shard groups drained at once.
 async fn round(w: &World, n: usize, pollers: u16, label: &str) {
-    let counting = Arc::new(Counting {
-        store: w.store.clone(),
-        due: w.due.clone(),
-        writes: AtomicU64::new(0),
-        queries: AtomicU64::new(0),
-    });
+    // Every conditional write of a queued record rewrites its index entry: writes = index writes.
+    let counting = Arc::new(CountingStore::new(w.store.clone(), Some(w.due.clone())));
     // Nothing is anchored (the simulator's delay is a month): each poll is a claim that leaves
     // the record waiting at its backoff, so every round polls the same backlog again.
     let policy = PollPolicy {

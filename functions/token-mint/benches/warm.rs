@@ -27,26 +27,13 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let clock: SharedClock = Arc::new(SystemClock);
-        let dir = tempfile::tempdir().unwrap();
-        let files = FileSecrets::open(dir.path(), clock.clone()).unwrap();
         // The benchmark mints `issue` on the user route, the costliest token, so it enables it.
-        let env = MapEnv::from_pairs([("PARTNER_ID", "bench"), ("USER_ISSUE_TOKENS", "true")]);
-        let config = MintConfig::from_env(&EnvReader::new(&env)).unwrap();
-        let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
-        let store = KeySetStore::new(writer, config.keys.secret_name.clone());
-        let loaded = store.load().await.unwrap();
-        let (set, _) = plan(&loaded.set, clock.now(), &config.keys.policy).unwrap();
-        store.save(&loaded, &set).await.unwrap();
-        let reads = CountingSource::new(files);
-        let deps = MintDeps::build(
-            config,
-            MintPorts {
-                secrets: Arc::new(reads.clone()),
-                replay: None,
-                recorder: Recorder::new("Bench", "token-mint", Arc::new(shared::telemetry::StdoutSink), clock.clone()),
-                clock,
-            },
-        );
+        let (deps, reads, _dir) = mint_deps(
+            clock,
+            &[("PARTNER_ID", "bench"), ("USER_ISSUE_TOKENS", "true")],
+            Arc::new(shared::telemetry::StdoutSink),
+        )
+        .await;
         let claims = [("sub", "bench-user"), ("email", "bench@example.com"), ("email_verified", "true"), ("amr", "[pwd mfa]")]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -74,17 +61,17 @@ fn main() {
     rt.block_on(an_hour_of_traffic());
 }
 
-/// One container serving 4 requests a second for a simulated hour: its secret reads per hour.
-/// Reads depend on the caches' TTLs, not on the request rate, so at any rate the bundle reads
-/// `containers × this` per hour.
-async fn an_hour_of_traffic() {
-    let manual = ManualClock::new(SystemClock.now());
-    let clock: SharedClock = Arc::new(manual.clone());
+/// The token mint as Lambda builds it from `env`, over a fresh key set in local secret files
+/// that count their reads.
+async fn mint_deps(
+    clock: SharedClock,
+    env: &[(&str, &str)],
+    sink: Arc<dyn shared::telemetry::MetricSink>,
+) -> (MintDeps, CountingSource<FileSecrets>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let files = FileSecrets::open(dir.path(), clock.clone()).unwrap();
-    let env = MapEnv::from_pairs([("PARTNER_ID", "bench")]);
-    let config = MintConfig::from_env(&EnvReader::new(&env)).unwrap();
-    let ttl = config.keys.timings.key_set_cache_ttl;
+    let config =
+        MintConfig::from_env(&EnvReader::new(&MapEnv::from_pairs(env.iter().copied()))).unwrap();
     let writer: Arc<dyn SecretWriter> = Arc::new(files.clone());
     let store = KeySetStore::new(writer, config.keys.secret_name.clone());
     let loaded = store.load().await.unwrap();
@@ -96,15 +83,27 @@ async fn an_hour_of_traffic() {
         MintPorts {
             secrets: Arc::new(reads.clone()),
             replay: None,
-            recorder: Recorder::new(
-                "Bench",
-                "token-mint",
-                Arc::new(shared::telemetry::MemorySink::default()),
-                clock.clone(),
-            ),
+            recorder: Recorder::new("Bench", "token-mint", sink, clock.clone()),
             clock,
         },
     );
+    (deps, reads, dir)
+}
+
+/// One container serving 4 requests a second for a simulated hour: its secret reads per hour.
+/// Reads depend on the caches' TTLs, not on the request rate, so at any rate the bundle reads
+/// `containers × this` per hour.
+async fn an_hour_of_traffic() {
+    let manual = ManualClock::new(SystemClock.now());
+    let clock: SharedClock = Arc::new(manual.clone());
+    let ttl = std::time::Duration::from_secs(300);
+    let (deps, reads, _dir) = mint_deps(
+        clock,
+        &[("PARTNER_ID", "bench")],
+        Arc::new(shared::telemetry::MemorySink::default()),
+    )
+    .await;
+    assert_eq!(deps.config.keys.timings.key_set_cache_ttl, ttl);
     let claims = [
         ("sub", "u"),
         ("email", "u@example.com"),

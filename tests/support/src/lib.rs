@@ -221,3 +221,88 @@ impl SignedPlatform {
         Self { keys, sim, jwks }
     }
 }
+
+/// A record store (and due index) that counts the calls reaching it: reads, conditional writes
+/// (a batch counts once) and due-index queries. The benches measure the store calls of a route or
+/// a poll run through it.
+pub struct CountingStore {
+    store: Arc<dyn shared::store::RecordStore>,
+    due: Option<Arc<dyn shared::store::DueRecords>>,
+    /// `get` calls.
+    pub reads: std::sync::atomic::AtomicU64,
+    /// `write` and `write_all` calls.
+    pub writes: std::sync::atomic::AtomicU64,
+    /// `due` calls.
+    pub queries: std::sync::atomic::AtomicU64,
+}
+
+impl CountingStore {
+    /// Counts the calls to `store`, and to `due` when given (a due query without one fails).
+    pub fn new(
+        store: Arc<dyn shared::store::RecordStore>,
+        due: Option<Arc<dyn shared::store::DueRecords>>,
+    ) -> Self {
+        Self {
+            store,
+            due,
+            reads: 0.into(),
+            writes: 0.into(),
+            queries: 0.into(),
+        }
+    }
+
+    /// Every call so far, and the counters back to zero.
+    pub fn take_calls(&self) -> u64 {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reads.swap(0, SeqCst) + self.writes.swap(0, SeqCst) + self.queries.swap(0, SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl shared::store::RecordStore for CountingStore {
+    async fn get(
+        &self,
+        key: &shared::store::RecordKey,
+    ) -> Result<Option<shared::store::Record>, shared::store::StoreError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.get(key).await
+    }
+
+    async fn write(
+        &self,
+        write: shared::store::Write,
+    ) -> Result<shared::store::Version, shared::store::StoreError> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.write(write).await
+    }
+
+    async fn write_all(
+        &self,
+        writes: Vec<shared::store::Write>,
+    ) -> Result<(), shared::store::StoreError> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.write_all(writes).await
+    }
+}
+
+#[async_trait::async_trait]
+impl shared::store::DueRecords for CountingStore {
+    async fn due(
+        &self,
+        queue: &shared::store::QueueName,
+        now: shared::clock::Timestamp,
+        limit: usize,
+        cursor: Option<&shared::store::Cursor>,
+    ) -> Result<shared::store::DuePage, shared::store::StoreError> {
+        self.queries
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match &self.due {
+            Some(due) => due.due(queue, now, limit, cursor).await,
+            None => Err(shared::store::StoreError::Unavailable(
+                "this counting store wraps no due index".into(),
+            )),
+        }
+    }
+}

@@ -21,6 +21,35 @@ fn python() -> PathBuf {
     py
 }
 
+/// PyJWT's verdict on an `issue` token of `partner-local`, its keys found through `source`
+/// (`--jwks-url …` or `--discovery-url …`); panics with PyJWT's reason when it refuses.
+fn pyjwt_verdict(stack: &common::Devstack, token: &str, source: [&str; 2]) -> Value {
+    let out = Command::new(python())
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/clients/verify_partner_jwt.py"),
+        )
+        .args(source)
+        .args(["--cafile", &stack.ca()])
+        .args([
+            "--token",
+            token,
+            "--partner-id",
+            "partner-local",
+            "--scope",
+            "issue",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "PyJWT refused the token ({}): {}",
+        source[0],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 async fn login(stack: &common::Devstack, mfa: bool) -> String {
     let api = stack.api();
     let r: Value = stack
@@ -63,60 +92,18 @@ async fn a_minted_token_verifies_with_pyjwt_through_the_devstack_jwks_and_the_pl
     let token = body["token"].as_str().unwrap();
 
     // An independent implementation fetches our JWKS and verifies the token.
-    let out = Command::new(python())
-        .arg(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../tests/clients/verify_partner_jwt.py"),
-        )
-        .args(["--jwks-url", stack.ready["jwks"].as_str().unwrap()])
-        .args(["--cafile", &stack.ca()])
-        .args([
-            "--token",
-            token,
-            "--partner-id",
-            "partner-local",
-            "--scope",
-            "issue",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "PyJWT refused the token: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let verdict = pyjwt_verdict(
+        &stack,
+        token,
+        ["--jwks-url", stack.ready["jwks"].as_str().unwrap()],
     );
-    let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(verdict["kid"], body["kid"]);
     assert_eq!(verdict["claims"]["email"], "alice@example.com");
     assert_eq!(verdict["claims"]["sub"], "alice");
 
     // A generic verifier finds the keys from the OIDC discovery document and checks `iss`.
-    let out = Command::new(python())
-        .arg(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../tests/clients/verify_partner_jwt.py"),
-        )
-        .args([
-            "--discovery-url",
-            &format!("{}/.well-known/openid-configuration", stack.api()),
-        ])
-        .args(["--cafile", &stack.ca()])
-        .args([
-            "--token",
-            token,
-            "--partner-id",
-            "partner-local",
-            "--scope",
-            "issue",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "PyJWT refused the token through discovery: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let discovery = format!("{}/.well-known/openid-configuration", stack.api());
+    let verdict = pyjwt_verdict(&stack, token, ["--discovery-url", &discovery]);
     assert_eq!(verdict["issuer"], stack.api());
     assert_eq!(verdict["claims"]["iss"], stack.api());
 

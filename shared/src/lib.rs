@@ -14,6 +14,7 @@ pub mod aws;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod due_queue;
 pub mod ecies;
 #[cfg(any(feature = "dynamodb", feature = "secretsmanager"))]
 pub mod entry;

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod listing;
 mod run;
 
 use shared::issuance::ShardGroup;

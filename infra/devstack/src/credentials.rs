@@ -42,6 +42,13 @@ pub struct DevCredentials {
     pub api_key: DevApiKey,
     /// The Standard Webhooks secret (`whsec_…`) shared with the simulator.
     pub webhook_secret: String,
+    /// A `read_only` dev key (`credentials:read` only): what a reporting service would hold, and
+    /// what `opsctl audit` uses to check that such a key cannot write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_key: Option<DevApiKey>,
+    /// Where the dev identity provider issues identity tokens (`POST {"sub","email","mfa"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_login: Option<String>,
     /// The sample issuance programs.
     #[serde(default)]
     pub programs: Vec<Value>,
@@ -97,6 +104,8 @@ pub async fn ensure(
                     "whsec_{}",
                     base64::engine::general_purpose::STANDARD.encode(raw)
                 ),
+                read_only_key: None,
+                user_login: None,
                 programs: Vec::new(),
             };
             write(&path, &creds)?;
@@ -105,7 +114,59 @@ pub async fn ensure(
         Err(source) => return Err(CredentialsError::Io { path, source }),
     };
     register(&mut creds, &path, secrets, registry_name, now).await?;
+    register_read_only(&mut creds, &path, secrets, registry_name, now).await?;
     Ok(creds)
+}
+
+/// The label of the read-only dev key in the registry.
+const READ_ONLY_LABEL: &str = "devstack-read-only";
+
+/// Makes sure the file's read-only key is registered, active and unexpired; otherwise issues a
+/// new one (a revoked or expired one stays in the registry) and rewrites the file.
+async fn register_read_only(
+    creds: &mut DevCredentials,
+    path: &Path,
+    secrets: &dyn SecretWriter,
+    name: &SecretName,
+    now: Timestamp,
+) -> Result<(), CredentialsError> {
+    let Versioned {
+        document: mut registry,
+        version: current,
+    } = read_versioned(secrets, name, &RegistryFormat)
+        .await
+        .map_err(|e| match e {
+            RegistryError::Malformed(detail) => CredentialsError::Registry(SecretsError::Corrupt {
+                location: name.to_string(),
+                detail,
+            }),
+            RegistryError::Secrets(e) => e.into(),
+        })?;
+    let usable = creds.read_only_key.as_ref().is_some_and(|mine| {
+        registry.keys.iter().any(|k| {
+            k.id.as_str() == mine.id
+                && k.secret == mine.secret
+                && k.status == KeyStatus::Active
+                && !k.is_expired(now)
+        })
+    });
+    if usable {
+        return Ok(());
+    }
+    let key = ApiKey::generate(
+        KeyType::ReadOnly,
+        vec![Permission::CredentialsRead],
+        vec![],
+        READ_ONLY_LABEL,
+        now,
+    );
+    creds.read_only_key = Some(DevApiKey {
+        id: key.id.as_str().to_owned(),
+        secret: key.secret.clone(),
+    });
+    registry.keys.push(key);
+    save(&registry, secrets, name, current).await?;
+    write(path, creds)
 }
 
 /// Writes the file with mode 0600.

@@ -154,6 +154,7 @@ impl Stack {
                 })
             })
             .collect();
+        credentials.user_login = Some(format!("{api_url}/dev/login"));
         credentials::write(&opts.data_dir.join(credentials::FILE_NAME), &credentials)?;
         // The keys protecting user identifiers: created on first start.
         let data_writer: Arc<dyn SecretWriter> = Arc::clone(&secrets);

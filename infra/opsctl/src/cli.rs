@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api_keys::ApiKeysCommand;
+use crate::audit::AuditArgs;
 use crate::keys::KeysCommand;
 use crate::sign::SignArgs;
 
@@ -57,6 +58,9 @@ pub enum Command {
     /// The secret comes from an environment variable (--secret-env NAME) or a file, never from
     /// the command line. Needs no access to the secrets store.
     Sign(SignArgs),
+    /// Check a running stack (and its template and secrets) against the platform's security
+    /// checklists, item by item; exits 1 when an observable item fails.
+    Audit(Box<AuditArgs>),
 }
 
 #[cfg(test)]

@@ -157,6 +157,15 @@ pub enum Error {
     /// Stdout or stderr is gone.
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
+    /// The audit could not run (an unreadable file, a malformed credentials document).
+    #[error("audit: {0}")]
+    Audit(String),
+    /// The audit ran and some observable items failed (the report says which).
+    #[error("audit: {failed} observable item(s) failed")]
+    AuditFailed {
+        /// How many.
+        failed: usize,
+    },
 }
 
 impl Error {

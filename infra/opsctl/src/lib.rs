@@ -1,7 +1,7 @@
 //! The operator CLI of the partner bundle.
 //!
 //! `main.rs` only parses the command line and maps errors to exit codes. Each command group is a
-//! module ([`keys`], [`api_keys`], [`sign`]) whose commands are plain functions taking their
+//! module ([`keys`], [`api_keys`], [`sign`], [`audit`]) whose commands are plain functions taking their
 //! dependencies by reference (a [`shared::keys::KeySetStore`] or an [`api_keys::Registry`], the
 //! settings, the instant to act at), so tests call them without a process, a clock or AWS.
 #![forbid(unsafe_code)]
@@ -10,6 +10,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 pub mod api_keys;
+pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod error;
@@ -36,5 +37,6 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), Error> {
         Command::Keys(cmd) => keys::run(cmd, &cli.global, clock, io).await,
         Command::ApiKeys(cmd) => api_keys::run(cmd, &cli.global, clock, io).await,
         Command::Sign(args) => sign::run(args, clock.now(), io),
+        Command::Audit(args) => audit::run(args, &cli.global, clock, io).await,
     }
 }

@@ -5,6 +5,8 @@
 
 mod api_keys_aws;
 mod api_keys_local;
+mod audit_live;
+mod audit_state;
 mod common;
 mod keys_aws;
 mod keys_local;

@@ -776,6 +776,22 @@ fn the_scan_of_the_sources_finds_the_metrics_and_dimensions_the_code_emits() {
 }
 
 #[test]
+fn the_audits_catalogue_of_metrics_is_exactly_what_the_code_emits() {
+    // `opsctl audit` checks the alarms against its own list (it runs without the sources).
+    let catalogue = opsctl::audit::template::EMITTED_METRICS;
+    let listed: BTreeSet<String> = catalogue.iter().map(|m| (*m).to_owned()).collect();
+    assert_eq!(listed.len(), catalogue.len(), "a metric is listed twice");
+    let emitted: BTreeSet<String> = emitted_metrics().into_iter().map(|e| e.name).collect();
+    assert_eq!(
+        listed,
+        emitted,
+        "missing from opsctl::audit::template::EMITTED_METRICS: {:?}; listed but not emitted: {:?}",
+        emitted.difference(&listed).collect::<Vec<_>>(),
+        listed.difference(&emitted).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn every_dashboard_widget_watches_a_metric_the_code_emits() {
     let template = template_json();
     let (watched, _) = dashboard_metrics(&dashboard_body(&template));

@@ -13,7 +13,7 @@ CARGO  ?= cargo
 # Extra flags for the devstack, e.g. `make dev ARGS="--port 3100"`.
 ARGS   ?=
 
-.PHONY: help dev test venv build-tools fmt lint features template-lint supply-chain bootstraps emulator invoke build unit bench clean
+.PHONY: help dev test audit browser venv build-tools fmt lint features template-lint supply-chain bootstraps emulator invoke build unit bench clean
 
 # The functions' binaries (one per crate in functions/); the template maps them to its functions.
 FUNCTIONS := token-mint jwks key-rotation issue status-poller callback-receiver
@@ -29,11 +29,26 @@ help: ## List the targets
 dev: ## Run the devstack: every handler, the platform simulator, embedded storage
 	$(CARGO) run -p devstack -- $(ARGS)
 
-test: venv fmt lint features template-lint supply-chain ## Run every test tier (installs its own tools first)
+test: venv browser fmt lint features template-lint supply-chain ## Run every test tier (installs its own tools first)
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --all-targets
 	infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --doc
 
 venv: $(STAMP) ## Create .venv with the pinned Python tools
+
+# The audit's HTML report is checked in a real headless browser: Debian's Chromium, installed when
+# missing (needs root or sudo, and the Debian package registry).
+CHROMIUM ?= $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
+browser: ## Install headless Chromium (Debian's package) if it is missing
+	@if [ -z "$(CHROMIUM)" ]; then \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+
+# Extra flags for `opsctl audit`, e.g. `make audit AUDIT_ARGS="--format html --out audit.html"`.
+AUDIT_ARGS ?=
+audit: ## Start a devstack, audit it against the security checklists (opsctl audit), stop it
+	$(DEV_BOOTSTRAPS)
+	TARGET_DIR=$(TARGET_DIR) infra/scripts/audit-devstack.sh $(AUDIT_ARGS)
 
 $(STAMP): tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)

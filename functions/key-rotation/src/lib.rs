@@ -300,7 +300,34 @@ async fn report_api_key_expiry(deps: &RotationDeps) {
         .emit(API_KEY_EXPIRY_METRIC, Unit::None, days, &[]);
 }
 
+/// How many times a scheduled run plans again after another writer changed the key set between
+/// its read and its write.
+const SCHEDULED_ATTEMPTS: u32 = 3;
+
+/// One scheduled run. Losing the compare-and-swap to a concurrent writer (a duplicate delivery
+/// of the schedule, another invocation of this function on the same execution environment,
+/// `opsctl`) is not an error: the run reads the key set again and plans from what the winner
+/// wrote, which usually leaves nothing to do. Only a writer that keeps winning, attempt after
+/// attempt, makes the run fail (and the schedule retry it).
 async fn rotate_on_schedule(deps: &RotationDeps) -> Result<Value, RotationError> {
+    let mut attempt = 1;
+    loop {
+        match rotate_once(deps).await {
+            Err(RotationError::KeySet(KeySourceError::Conflict))
+                if attempt < SCHEDULED_ATTEMPTS =>
+            {
+                tracing::info!(
+                    attempt,
+                    "the key set changed during the scheduled run; planning again"
+                );
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn rotate_once(deps: &RotationDeps) -> Result<Value, RotationError> {
     let now = deps.clock.now();
     let loaded = deps.store.load().await?;
     let Some((next, changes)) = plan(&loaded.set, now, &deps.config.keys.policy) else {

@@ -98,10 +98,18 @@ pub trait ServesHttp: Sync {
 }
 
 /// Serves API Gateway requests with `deps` until the runtime stops.
+///
+/// On Lambda Managed Instances (`AWS_LAMBDA_MAX_CONCURRENCY` above 1, which Lambda sets from the
+/// function's `PerExecutionEnvironmentMaxConcurrency`) the runtime polls for that many
+/// invocations at once and every one is served by this one set of dependencies, shared by
+/// reference: its caches and clients are `Send + Sync` and every state change is a conditional
+/// write. Otherwise it serves one invocation at a time, as on default Lambda.
 #[cfg(feature = "http")]
-pub async fn serve_http(deps: &impl ServesHttp) -> Result<(), lambda_http::Error> {
-    lambda_http::run(lambda_http::service_fn(move |req| async move {
-        Ok::<_, std::convert::Infallible>(deps.serve(req).await)
+pub async fn serve_http<D: ServesHttp + Send + 'static>(deps: D) -> Result<(), lambda_http::Error> {
+    let deps = std::sync::Arc::new(deps);
+    lambda_http::run_concurrent(lambda_http::service_fn(move |req| {
+        let deps = std::sync::Arc::clone(&deps);
+        async move { Ok::<_, std::convert::Infallible>(deps.serve(req).await) }
     }))
     .await
 }

@@ -18,5 +18,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: entry.clock(),
         recorder: entry.recorder(),
     };
-    serve_http(&built(CallbackDeps::build(config, ports))).await
+    serve_http(built(CallbackDeps::build(config, ports))).await
 }

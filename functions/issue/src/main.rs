@@ -15,5 +15,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: entry.clock(),
         recorder: entry.recorder(),
     };
-    serve_http(&built(IssueDeps::build(config, ports))).await
+    serve_http(built(IssueDeps::build(config, ports))).await
 }

@@ -13,5 +13,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: entry.clock(),
         recorder: entry.recorder(),
     };
-    serve_http(&JwksDeps::build(config, ports)).await
+    serve_http(JwksDeps::build(config, ports)).await
 }

@@ -17,9 +17,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         recorder: entry.recorder(),
     };
     let deps = RotationDeps::build(config, ports);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let deps = &deps;
-        async move { handle(event.payload, deps).await }
+    // Concurrent invocations on Lambda Managed Instances share the one set of dependencies
+    // (see `shared::entry::serve_http`); one at a time elsewhere.
+    let deps = std::sync::Arc::new(deps);
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
+        let deps = std::sync::Arc::clone(&deps);
+        async move { handle(event.payload, &deps).await }
     }))
     .await
 }

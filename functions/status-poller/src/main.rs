@@ -20,9 +20,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         recorder: entry.recorder(),
     };
     let deps = built(PollerDeps::build(config, ports));
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let deps = &deps;
-        async move { handle(event.payload, lambda_deadline(event.context.deadline), deps).await }
+    // Concurrent invocations on Lambda Managed Instances share the one set of dependencies
+    // (see `shared::entry::serve_http`); one at a time elsewhere.
+    let deps = std::sync::Arc::new(deps);
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
+        let deps = std::sync::Arc::clone(&deps);
+        async move {
+            handle(
+                event.payload,
+                lambda_deadline(event.context.deadline),
+                &deps,
+            )
+            .await
+        }
     }))
     .await
 }

@@ -17,5 +17,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: entry.clock(),
         recorder: entry.recorder(),
     };
-    serve_http(&MintDeps::build(config, ports)).await
+    serve_http(MintDeps::build(config, ports)).await
 }

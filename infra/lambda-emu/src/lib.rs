@@ -8,6 +8,7 @@
 //! (the `lambda-emu` binary).
 #![forbid(unsafe_code)]
 
+pub mod concurrent;
 pub mod resign;
 pub mod rie;
 pub mod template;
@@ -15,6 +16,7 @@ pub mod world;
 
 use std::path::{Path, PathBuf};
 
+pub use concurrent::{Batch, ConcurrentFunction};
 pub use rie::{Emulator, find_rie};
 pub use template::{FunctionSpec, Refs, Template};
 pub use world::LocalWorld;

@@ -68,7 +68,7 @@ fn free_ports() -> Result<(u16, u16), EmuError> {
 }
 
 /// The environment Lambda itself gives every function, for `spec`.
-fn lambda_env(spec: &FunctionSpec) -> BTreeMap<String, String> {
+pub(crate) fn lambda_env(spec: &FunctionSpec) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert("AWS_LAMBDA_FUNCTION_NAME".into(), spec.logical_id.clone());
     env.insert("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into());
@@ -108,7 +108,7 @@ impl std::fmt::Debug for Emulator {
     }
 }
 
-fn drain(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) {
+pub(crate) fn drain(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         loop {

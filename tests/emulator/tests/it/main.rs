@@ -8,6 +8,7 @@ mod common;
 mod issue;
 mod jwks;
 mod key_rotation;
+mod managed_instances;
 mod openapi;
 mod status_poller;
 mod template_coverage;

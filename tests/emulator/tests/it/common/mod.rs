@@ -60,6 +60,16 @@ impl Harness {
             .unwrap_or_else(|e| panic!("{logical_id}: {e}"))
     }
 
+    /// The function `logical_id` as the template configures it, and its bootstrap.
+    pub fn spec(&self, logical_id: &str) -> (lambda_emu::FunctionSpec, PathBuf) {
+        let spec = self
+            .template
+            .function(logical_id, &self.world.refs(&self.template))
+            .unwrap_or_else(|e| panic!("{logical_id}: {e}"));
+        let bootstrap = self.bootstraps.join(&spec.binary);
+        (spec, bootstrap)
+    }
+
     /// The function `logical_id` as the template configures it, with `vars` set on top (e.g.
     /// Lambda's `AWS_LAMBDA_LOG_LEVEL`).
     pub fn function_with_env(&self, logical_id: &str, vars: &[(&str, &str)]) -> Emulator {

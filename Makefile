@@ -73,9 +73,16 @@ lint: ## Clippy on every target, warnings are errors
 features: ## Each function's binary checked alone, with only its own features (as sam build builds it)
 	for f in $(FUNCTIONS); do $(CARGO) check --quiet --bins -p $$f; done
 
-template-lint: venv ## cfn-lint and sam validate --lint on template.yaml, and the OpenAPI spec; any finding fails
+# The SAM transform itself also runs, offline, with the default parameters and with every optional
+# feature switched on: cfn-lint and sam validate accept some templates the transform then refuses.
+TRANSFORM_SET := PollerShardGroups=4 UserIssueTokens=true TokenMintReservedConcurrency=5 \
+	AllowedOrigins=https://app.example.com CustomDomainName=api.example.com \
+	CustomDomainCertificateArn=arn:aws:acm:us-east-1:123456789012:certificate/abc \
+	CustomDomainHostedZoneId=Z123 CustomDomainBasePath=partner
+template-lint: venv ## cfn-lint, sam validate --lint and the SAM transform on template.yaml, and the OpenAPI spec; any finding fails
 	$(AWS_OFFLINE) $(VENV)/bin/cfn-lint template.yaml
 	$(AWS_OFFLINE) $(VENV)/bin/sam validate --lint --template template.yaml
+	$(AWS_OFFLINE) $(VENV)/bin/python infra/scripts/sam-transform.py template.yaml --set $(TRANSFORM_SET)
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
 # The dependency check: cargo-deny, pinned, built once per machine from crates.io (--locked) into a

@@ -79,10 +79,17 @@ TRANSFORM_SET := PollerShardGroups=4 UserIssueTokens=true TokenMintReservedConcu
 	AllowedOrigins=https://app.example.com CustomDomainName=api.example.com \
 	CustomDomainCertificateArn=arn:aws:acm:us-east-1:123456789012:certificate/abc \
 	CustomDomainHostedZoneId=Z123 CustomDomainBasePath=partner
-template-lint: venv ## cfn-lint, sam validate --lint and the SAM transform on template.yaml, and the OpenAPI spec; any finding fails
+# The Lambda Managed Instances variant (infra/scripts/managed-instances.py), written and transformed
+# with a placeholder provider ARN so that template.yaml cannot drift from what the variant needs.
+MI_TEMPLATE := .test-run/template.managed-instances.json
+template-lint: venv ## cfn-lint, sam validate --lint and the SAM transform on template.yaml and its Managed Instances variant, and the OpenAPI spec; any finding fails
 	$(AWS_OFFLINE) $(VENV)/bin/cfn-lint template.yaml
 	$(AWS_OFFLINE) $(VENV)/bin/sam validate --lint --template template.yaml
 	$(AWS_OFFLINE) $(VENV)/bin/python infra/scripts/sam-transform.py template.yaml --set $(TRANSFORM_SET)
+	@mkdir -p $(dir $(MI_TEMPLATE))
+	$(AWS_OFFLINE) $(VENV)/bin/python infra/scripts/managed-instances.py template.yaml $(MI_TEMPLATE) \
+		--capacity-provider-arn arn:aws:lambda:us-east-1:123456789012:capacity-provider:lint
+	$(AWS_OFFLINE) $(VENV)/bin/python infra/scripts/sam-transform.py $(MI_TEMPLATE) --on-capacity-provider --set $(TRANSFORM_SET)
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
 # The dependency check: cargo-deny, pinned, built once per machine from crates.io (--locked) into a

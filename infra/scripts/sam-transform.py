@@ -8,6 +8,9 @@ NAME=VALUE arguments (one set per `--set`), and fails on any error it reports.
 
 The functions' CodeUri (a local folder that `sam build` replaces) is swapped for an S3 URI first,
 as `sam deploy` uploads it; nothing is sent anywhere.
+
+With `--on-capacity-provider` first, it also fails unless every function the transform writes
+runs on a capacity provider (the Managed Instances variant, infra/scripts/managed-instances.py).
 """
 
 import os
@@ -27,7 +30,17 @@ class NoManagedPolicies:
         return {}
 
 
-def run(path, parameters):
+def off_capacity_provider(output):
+    """The functions of a transformed template that do not run on a capacity provider."""
+    return [
+        name
+        for name, resource in output.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::Lambda::Function"
+        and "CapacityProviderConfig" not in resource.get("Properties", {})
+    ]
+
+
+def run(path, parameters, on_capacity_provider=False):
     template, problems = decode(path)
     if problems:
         return [str(p) for p in problems]
@@ -35,9 +48,11 @@ def run(path, parameters):
         if resource.get("Type") == "AWS::Serverless::Function":
             resource.setdefault("Properties", {})["CodeUri"] = "s3://bucket/function.zip"
     try:
-        transform(template, parameters, NoManagedPolicies())
+        output = transform(template, parameters, NoManagedPolicies())
     except InvalidDocumentException as e:
         return [str(c) for c in e.causes]
+    if on_capacity_provider:
+        return [f"{name} is not on a capacity provider" for name in off_capacity_provider(output)]
     return []
 
 
@@ -45,9 +60,15 @@ def main(argv):
     path = argv[1]
     sets = [{}]
     rest = argv[2:]
+    on_capacity_provider = bool(rest) and rest[0] == "--on-capacity-provider"
+    if on_capacity_provider:
+        rest = rest[1:]
     while rest:
         if rest[0] != "--set":
-            print(f"usage: {argv[0]} TEMPLATE [--set NAME=VALUE ...]...", file=sys.stderr)
+            print(
+                f"usage: {argv[0]} TEMPLATE [--on-capacity-provider] [--set NAME=VALUE ...]...",
+                file=sys.stderr,
+            )
             return 2
         rest = rest[1:]
         values = {}
@@ -58,7 +79,7 @@ def main(argv):
         sets.append(values)
     failed = False
     for values in sets:
-        errors = run(path, values)
+        errors = run(path, values, on_capacity_provider)
         label = ", ".join(f"{k}={v}" for k, v in values.items()) or "the defaults"
         for error in errors:
             failed = True

@@ -17,7 +17,8 @@
 //! `ApiKeyDaysToExpiry` is the days left to the active API key that expires first (negative once
 //! it has expired), which the template's `ApiKeyExpiryAlarm` watches, and `WebhookSecretAgeDays`
 //! the age of the webhook secrets' current version (the last time a secret was added or removed),
-//! which `WebhookSecretAgeAlarm` watches. They are reports: a secret that cannot be read is logged
+//! which `WebhookSecretAgeAlarm` watches; `SigningKeyAgeDays` is the age of the key that signs
+//! now, which the dashboard shows beside the rotation period. They are reports: a secret that cannot be read is logged
 //! and leaves the rotation's own outcome alone.
 #![forbid(unsafe_code)]
 
@@ -72,6 +73,9 @@ pub const API_KEY_EXPIRY_METRIC: &str = "ApiKeyDaysToExpiry";
 
 /// The metric of the age, in days, of the webhook secrets' current version.
 pub const WEBHOOK_SECRET_AGE_METRIC: &str = "WebhookSecretAgeDays";
+
+/// The metric of the age, in days, of the signing key that signs now (since it was created).
+pub const SIGNING_KEY_AGE_METRIC: &str = "SigningKeyAgeDays";
 
 /// What the handler needs, built once per container.
 pub struct RotationDeps {
@@ -234,9 +238,37 @@ fn describe(changes: &[Change]) -> Vec<Value> {
 
 async fn scheduled(deps: &RotationDeps) -> Result<Value, RotationError> {
     let result = rotate_on_schedule(deps).await;
+    report_signing_key_age(deps).await;
     report_api_key_expiry(deps).await;
     report_webhook_secret_age(deps).await;
     result
+}
+
+/// Emits [`SIGNING_KEY_AGE_METRIC`]: the age of the key that signs now, read back after the
+/// run's own change, so that a rotation that keeps failing shows as a key growing older than
+/// the rotation period. No key signing is logged as an error (the token mints refuse to mint).
+async fn report_signing_key_age(deps: &RotationDeps) {
+    let loaded = match deps.store.load().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the key set; signing key age not reported");
+            return;
+        }
+    };
+    let now = deps.clock.now();
+    let Some(signer) = loaded.set.signer(now, &deps.config.keys.timings) else {
+        tracing::error!(
+            version = loaded.set.version,
+            "no key of the key set signs now"
+        );
+        return;
+    };
+    let age = now.since(signer.created_at);
+    #[allow(clippy::cast_precision_loss)]
+    let days = age.as_millis() as f64 / 86_400_000.0;
+    tracing::info!(kid = %signer.kid, created_at = %signer.created_at.to_rfc3339(), age_days = days, "signing key age");
+    deps.recorder
+        .emit(SIGNING_KEY_AGE_METRIC, Unit::None, days, &[]);
 }
 
 /// Emits [`WEBHOOK_SECRET_AGE_METRIC`], if the secret is configured and exists.

@@ -485,3 +485,29 @@ async fn the_daily_run_reports_the_age_of_the_webhook_secrets_current_version() 
     handle(scheduled(), &w.deps).await.unwrap();
     assert_eq!(w.metrics.total("WebhookSecretAgeDays"), 91.5);
 }
+
+#[tokio::test]
+async fn the_daily_run_reports_the_age_of_the_key_that_signs_now() {
+    let w = world();
+    handle(scheduled(), &w.deps).await.unwrap();
+    assert_eq!(
+        w.metrics.total("SigningKeyAgeDays"),
+        0.0,
+        "the key the first run created signs from now on"
+    );
+    assert_eq!(
+        w.metrics
+            .documents()
+            .iter()
+            .filter(|d| d.get("SigningKeyAgeDays").is_some())
+            .count(),
+        1
+    );
+    w.clock.advance(Duration::from_secs(43_200));
+    handle(scheduled(), &w.deps).await.unwrap();
+    assert_eq!(
+        w.metrics.total("SigningKeyAgeDays"),
+        0.5,
+        "half a day later the same key signs, half a day old"
+    );
+}

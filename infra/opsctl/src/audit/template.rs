@@ -125,6 +125,7 @@ pub const EMITTED_METRICS: &[&str] = &[
     "RotationsSuperseded",
     "ApiKeyDaysToExpiry",
     "WebhookSecretAgeDays",
+    "SigningKeyAgeDays",
     // status-poller.
     "StatusPolls",
     "CredentialsIssued",

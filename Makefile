@@ -145,20 +145,22 @@ build: build-tools ## sam build: every function as Lambda runs it (arm64, cargo-
 	rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(AWS_OFFLINE) $(VENV)/bin/sam build --template template.yaml
 
+# The in-process benches (each crate's benches/).
+BENCHES := warm ecies hmac calls verify drain scale
 bench: venv bootstraps ## Print the performance figures (release build; never part of the tests)
 	@# The functions write their EMF lines to stdout as in Lambda; the figures go to stderr.
-	$(CARGO) bench -p token-mint -p jwks --bench warm >/dev/null
-	$(CARGO) bench -p shared --bench ecies --bench hmac >/dev/null
-	$(CARGO) bench -p issue --bench calls >/dev/null
-	$(CARGO) bench -p callback-receiver --bench verify >/dev/null
-	@# The sharded due index under 100,000 records (embedded) and 10,000 (DynamoDB on moto).
-	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) bench -p status-poller --bench drain --bench scale >/dev/null
+	@# Cold starts first, on the bootstraps just built (the bench build below relinks them).
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(TARGET_DIR)/release/lambda-emu bench >/dev/null
+	@# Every in-process bench in one build of the workspace (one feature set, so nothing is
+	@# compiled twice), among them the sharded due index under 100,000 records (embedded) and
+	@# 10,000 (DynamoDB on moto).
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) bench --workspace --all-features $(addprefix --bench ,$(BENCHES)) >/dev/null
 	@# The chaos suite, five times larger than in `make test`, on the embedded store (moto slows down
-	@# as its table grows; DynamoDB runs at the make-test size); it prints its counts.
-	CHAOS_ISSUANCES=1000 CHAOS_CALLBACKS=500 $(CARGO) test -q -p issue --test it \
+	@# as its table grows; DynamoDB runs at the make-test size); it prints its counts. Built as
+	@# `make test` builds the workspace, so after `make test` nothing is compiled.
+	CHAOS_ISSUANCES=1000 CHAOS_CALLBACKS=500 $(CARGO) test -q --workspace --all-features --test it \
 		under_chaos_on_the_embedded_store -- --nocapture
-	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test -q -p issue --test it \
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test -q --workspace --all-features --test it \
 		under_chaos_on_dynamodb -- --nocapture
 
 unit: ## Only the fast tests that need no moto

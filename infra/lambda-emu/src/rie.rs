@@ -268,6 +268,24 @@ impl Emulator {
             .collect()
     }
 
+    /// The peak resident set (`VmHWM`, KiB) of the process running `bootstrap` under this
+    /// emulator, read from `/proc`: the emulator's own report gives the configured memory size,
+    /// not what the function used. `None` when the process is not found (e.g. it has exited).
+    #[must_use]
+    pub fn function_peak_rss_kib(&self, bootstrap: &Path) -> Option<u64> {
+        let wanted = std::fs::canonicalize(bootstrap).ok()?;
+        let pid = descendants(proc_pid(self.child.id())?)
+            .into_iter()
+            .find(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == wanted)
+            })?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Stops the emulator and its function.
     pub fn stop(&mut self) {
         // SIGKILL to `unshare` (which ignores SIGTERM while it waits): `--kill-child` then kills
@@ -280,5 +298,115 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The pid `/proc` knows the process by whose pid is `pid` in this process's PID namespace.
+/// They differ when this process runs in a PID namespace of its own that did not mount its own
+/// `/proc` (as `infra/scripts/contained.sh` runs it): each process's `NSpid` lists its pid in
+/// every namespace from `/proc`'s down to its own, and this process's own `NSpid` tells which
+/// of those levels is ours.
+fn proc_pid(pid: u32) -> Option<u32> {
+    let level = ns_pids(&std::fs::read_to_string("/proc/self/status").ok()?).len();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|entry| {
+            let candidate: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let pids = ns_pids(&status);
+            (level > 0 && pids.get(level - 1) == Some(&pid)).then_some(candidate)
+        })
+}
+
+/// The `NSpid` line of a `/proc/<pid>/status`: the pid in each namespace, outermost first.
+fn ns_pids(status: &str) -> Vec<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every process below `root` (children, their children, …), from each process's parent in
+/// `/proc/<pid>/stat` (pids as `/proc` gives them).
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            Some((pid, parent_in_stat(&stat)?))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut at = 0;
+    while at < found.len() {
+        let parent = found[at];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        at += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// The parent pid in a `/proc/<pid>/stat` line: the second field after the command, which is in
+/// parentheses and may itself hold spaces and parentheses.
+fn parent_in_stat(stat: &str) -> Option<u32> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parent_is_read_past_a_command_name_holding_parentheses() {
+        assert_eq!(parent_in_stat("42 (a) b (c)) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_in_stat("garbage"), None);
+    }
+
+    #[test]
+    fn the_pids_of_every_namespace_are_read_outermost_first() {
+        assert_eq!(
+            ns_pids("Name:\tx\nNSpid:\t11738\t40\t1\nVmHWM:\t5 kB\n"),
+            vec![11738, 40, 1]
+        );
+        assert!(ns_pids("Name:\tx\n").is_empty());
+    }
+
+    #[test]
+    fn a_child_is_found_in_proc_by_the_pid_this_process_knows_it_by() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let stat =
+            proc_pid(child.id()).map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let stat = stat.expect("the child is in /proc").unwrap();
+        assert!(stat.contains("(sleep)"), "{stat}");
+    }
+
+    #[test]
+    fn this_process_is_among_the_descendants_of_its_parent() {
+        let me = proc_pid(std::process::id()).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+        let parent = parent_in_stat(&stat).unwrap();
+        assert!(descendants(parent).contains(&me));
     }
 }

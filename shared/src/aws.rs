@@ -44,6 +44,13 @@ pub async fn load() -> SdkConfig {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_crypto_library_is_built_without_the_jitter_entropy_collector() {
+        // Set for every build in .cargo/config.toml; docs/security.md ("Randomness") says why.
+        // Without it every cold start pays AWS-LC's jitter collector on its first TLS handshake.
+        assert_eq!(option_env!("AWS_LC_SYS_NO_JITTER_ENTROPY"), Some("1"));
+    }
+
     #[tokio::test]
     async fn every_sdk_call_is_bounded_by_connect_attempt_and_operation_timeouts() {
         let config = loader()

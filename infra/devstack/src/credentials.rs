@@ -118,6 +118,23 @@ pub async fn ensure(
     Ok(creds)
 }
 
+/// The API-key registry and its version; a registry that cannot be read is an error (it is
+/// reported, never replaced).
+async fn read_registry(
+    secrets: &dyn SecretWriter,
+    name: &SecretName,
+) -> Result<Versioned<ApiKeyRegistry>, CredentialsError> {
+    read_versioned(secrets, name, &RegistryFormat)
+        .await
+        .map_err(|e| match e {
+            RegistryError::Malformed(detail) => CredentialsError::Registry(SecretsError::Corrupt {
+                location: name.to_string(),
+                detail,
+            }),
+            RegistryError::Secrets(e) => e.into(),
+        })
+}
+
 /// The label of the read-only dev key in the registry.
 const READ_ONLY_LABEL: &str = "devstack-read-only";
 
@@ -133,15 +150,7 @@ async fn register_read_only(
     let Versioned {
         document: mut registry,
         version: current,
-    } = read_versioned(secrets, name, &RegistryFormat)
-        .await
-        .map_err(|e| match e {
-            RegistryError::Malformed(detail) => CredentialsError::Registry(SecretsError::Corrupt {
-                location: name.to_string(),
-                detail,
-            }),
-            RegistryError::Secrets(e) => e.into(),
-        })?;
+    } = read_registry(secrets, name).await?;
     let usable = creds.read_only_key.as_ref().is_some_and(|mine| {
         registry.keys.iter().any(|k| {
             k.id.as_str() == mine.id
@@ -200,15 +209,7 @@ async fn register(
     let Versioned {
         document: mut registry,
         version: current,
-    } = read_versioned(secrets, name, &RegistryFormat)
-        .await
-        .map_err(|e| match e {
-            RegistryError::Malformed(detail) => CredentialsError::Registry(SecretsError::Corrupt {
-                location: name.to_string(),
-                detail,
-            }),
-            RegistryError::Secrets(e) => e.into(),
-        })?;
+    } = read_registry(secrets, name).await?;
     let known = registry
         .keys
         .iter()

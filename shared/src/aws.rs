@@ -13,6 +13,71 @@ use std::time::Duration;
 
 pub use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+
+use crate::config::{ConfigError, EnvReader, ProcessEnv};
+
+/// The root certificates the SDK clients trust by default: Amazon Trust Services', which every
+/// AWS service endpoint's certificate chains to — Amazon Root CA 1 to 4 and Starfield Services
+/// Root Certificate Authority G2, which cross-signs them (SHA-256 fingerprints `8ECDE688…`,
+/// `1BA5B2AA…`, `18CE6CFE…`, `E35D2841…`, `568D6905…`). Public certificates, checked in.
+pub const AMAZON_ROOTS_PEM: &str = include_str!("aws-roots.pem");
+
+/// Which root certificates the SDK clients trust: `SDK_TRUST_STORE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdkTrustStore {
+    /// `amazon` (the default): [`AMAZON_ROOTS_PEM`] only. An AWS endpoint is trusted only with a
+    /// certificate from Amazon Trust Services, and no file is read: loading the system's ~140 roots
+    /// was most of every function's init outside the runtime itself.
+    Amazon,
+    /// `system`: the operating system's roots, for an endpoint behind a TLS-inspecting proxy or
+    /// an emulator served over HTTPS with a local CA.
+    System,
+}
+
+impl SdkTrustStore {
+    /// The variable that chooses it.
+    pub const VAR: &'static str = "SDK_TRUST_STORE";
+
+    /// `SDK_TRUST_STORE`: `amazon` (default) or `system`.
+    pub fn from_env(r: &EnvReader<'_>) -> Result<Self, ConfigError> {
+        match r.optional(Self::VAR).as_deref() {
+            None | Some("amazon") => Ok(Self::Amazon),
+            Some("system") => Ok(Self::System),
+            Some(other) => Err(ConfigError::new(
+                Self::VAR,
+                format!("must be amazon or system, got {other:?}"),
+            )),
+        }
+    }
+
+    fn trust_store(self) -> TrustStore {
+        match self {
+            Self::Amazon => TrustStore::empty().with_pem_certificate(AMAZON_ROOTS_PEM.as_bytes()),
+            Self::System => TrustStore::default(),
+        }
+    }
+}
+
+/// The HTTPS client of every SDK client: rustls on AWS-LC, trusting `trust`.
+///
+/// # Errors
+/// The TLS context cannot be built (it never fails for these trust stores; the error is kept
+/// rather than assumed away).
+pub fn http_client(
+    trust: SdkTrustStore,
+) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, ConfigError> {
+    let context = TlsContext::builder()
+        .with_trust_store(trust.trust_store())
+        .build()
+        .map_err(|e| ConfigError::new(SdkTrustStore::VAR, format!("no TLS context: {e}")))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https())
+}
 
 /// How long a connection to an AWS endpoint may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -30,9 +95,15 @@ pub fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// The loader [`load`] runs: the environment's settings and [`timeouts`].
+/// The loader [`load`] runs: the environment's settings, [`timeouts`] and the HTTPS client of
+/// [`SdkTrustStore`] (`SDK_TRUST_STORE`; a bad value stops the process with exit code 78).
 pub fn loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts())
+    let client = crate::config::or_exit(
+        SdkTrustStore::from_env(&EnvReader::new(&ProcessEnv)).and_then(http_client),
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts())
+        .http_client(client)
 }
 
 /// Loads the shared SDK configuration from the environment.
@@ -43,6 +114,42 @@ pub async fn load() -> SdkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trust_store_is_amazons_unless_the_system_one_is_asked_for() {
+        use crate::config::MapEnv;
+        let read = |pairs: Vec<(&str, &str)>| {
+            SdkTrustStore::from_env(&EnvReader::new(&MapEnv::from_pairs(pairs)))
+        };
+        assert_eq!(read(vec![]).unwrap(), SdkTrustStore::Amazon);
+        assert_eq!(
+            read(vec![("SDK_TRUST_STORE", "amazon")]).unwrap(),
+            SdkTrustStore::Amazon
+        );
+        assert_eq!(
+            read(vec![("SDK_TRUST_STORE", "system")]).unwrap(),
+            SdkTrustStore::System
+        );
+        let err = read(vec![("SDK_TRUST_STORE", "any")]).unwrap_err();
+        assert!(err.to_string().contains("SDK_TRUST_STORE"), "{err}");
+    }
+
+    #[test]
+    fn the_amazon_roots_are_the_five_amazon_trust_services_certificates() {
+        // The client parses them on its first connection (tests/it/sdk_trust.rs makes one).
+        assert_eq!(
+            AMAZON_ROOTS_PEM
+                .matches("-----BEGIN CERTIFICATE-----")
+                .count(),
+            5
+        );
+        assert_eq!(
+            AMAZON_ROOTS_PEM
+                .matches("-----END CERTIFICATE-----")
+                .count(),
+            5
+        );
+    }
 
     #[test]
     fn the_crypto_library_is_built_without_the_jitter_entropy_collector() {

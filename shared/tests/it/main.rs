@@ -15,6 +15,8 @@ mod platform_client;
 #[cfg(feature = "embedded")]
 mod request_signing;
 mod rotation_simulation;
+#[cfg(feature = "secretsmanager")]
+mod sdk_trust;
 #[cfg(all(feature = "embedded", feature = "secretsmanager"))]
 mod secrets_contract;
 #[cfg(all(feature = "embedded", feature = "dynamodb"))]

@@ -269,7 +269,7 @@ impl Prober {
             }
             Err(e) => Err(NoAnswer {
                 what,
-                error: error_chain(&e),
+                error: shared::error::chain(&e),
             }),
         }
     }
@@ -1206,7 +1206,7 @@ impl Prober {
         let (outcome, ev) = match self.plain.get(url.as_str()).send().await {
             Err(e) => (
                 Outcome::Pass,
-                vec![format!("{what} → no answer ({})", error_chain(&e))],
+                vec![format!("{what} → no answer ({})", shared::error::chain(&e))],
             ),
             Ok(r) => {
                 let status = r.status();
@@ -1389,7 +1389,9 @@ fn claims(token: &str) -> Option<Value> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
-/// The RFC 7638 thumbprint of a public JWK (EC, RSA, OKP).
+/// The RFC 7638 thumbprint of a public JWK (EC, RSA, OKP). Computed here rather than with
+/// `shared::keys::jwk::thumbprint`: the audit checks the bundle from outside, so it does not share
+/// the code it checks.
 fn thumbprint(k: &Value) -> Option<String> {
     let s = |m: &str| k.get(m).and_then(Value::as_str);
     let canonical = match s("kty")? {
@@ -1411,17 +1413,6 @@ fn max_age(cache_control: &str) -> Option<u64> {
         .split(',')
         .find_map(|d| d.trim().strip_prefix("max-age="))
         .and_then(|v| v.parse().ok())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -308,15 +308,22 @@ impl Drop for Emulator {
 /// of those levels is ours.
 fn proc_pid(pid: u32) -> Option<u32> {
     let level = ns_pids(&std::fs::read_to_string("/proc/self/status").ok()?).len();
+    processes("status").find_map(|(candidate, status)| {
+        let pids = ns_pids(&status);
+        (level > 0 && pids.get(level - 1) == Some(&pid)).then_some(candidate)
+    })
+}
+
+/// Every process `/proc` lists, with its `/proc/<pid>/<file>` (those that can be read).
+fn processes(file: &'static str) -> impl Iterator<Item = (u32, String)> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
-        .find_map(|entry| {
-            let candidate: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-            let pids = ns_pids(&status);
-            (level > 0 && pids.get(level - 1) == Some(&pid)).then_some(candidate)
+        .filter_map(move |entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let text = std::fs::read_to_string(entry.path().join(file)).ok()?;
+            Some((pid, text))
         })
 }
 
@@ -336,15 +343,8 @@ fn ns_pids(status: &str) -> Vec<u32> {
 /// Every process below `root` (children, their children, …), from each process's parent in
 /// `/proc/<pid>/stat` (pids as `/proc` gives them).
 fn descendants(root: u32) -> Vec<u32> {
-    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            Some((pid, parent_in_stat(&stat)?))
-        })
+    let parents: Vec<(u32, u32)> = processes("stat")
+        .filter_map(|(pid, stat)| Some((pid, parent_in_stat(&stat)?)))
         .collect();
     let mut found = vec![root];
     let mut at = 0;

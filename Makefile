@@ -146,7 +146,7 @@ build: build-tools ## sam build: every function as Lambda runs it (arm64, cargo-
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(AWS_OFFLINE) $(VENV)/bin/sam build --template template.yaml
 
 # The in-process benches (each crate's benches/).
-BENCHES := warm ecies hmac calls verify drain scale
+BENCHES := warm ecies hmac calls verify drain scale reads
 bench: venv bootstraps ## Print the performance figures (release build; never part of the tests)
 	@# The functions write their EMF lines to stdout as in Lambda; the figures go to stderr.
 	@# Cold starts first, on the bootstraps just built (the bench build below relinks them).

@@ -5,13 +5,16 @@
 //! A plain harness: it prints figures and asserts nothing about time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/it/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use lambda_http::http::Method;
 use serde_json::json;
 use shared::apigw::ApiGatewayRequest;
-use shared::clock::{Clock, ManualClock, SharedClock, SystemClock};
+use shared::clock::{SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
 use shared::keys::KeySetStore;
 use shared::keys::policy::plan;
@@ -90,48 +93,48 @@ async fn mint_deps(
     (deps, reads, dir)
 }
 
-/// One container serving 4 requests a second for a simulated hour: its secret reads per hour.
-/// Reads depend on the caches' TTLs, not on the request rate, so at any rate the bundle reads
-/// `containers × this` per hour.
+/// One container serving 4 requests a second for a simulated hour, half on the user route and
+/// half on the server route (API-key signed): its secret reads, per secret. Reads depend on the
+/// caches' TTLs, not on the request rate, so at any rate the bundle reads `containers × this` per
+/// hour. Under `cargo test` it runs over a simulated two minutes, to prove it still works.
 async fn an_hour_of_traffic() {
-    let manual = ManualClock::new(SystemClock.now());
-    let clock: SharedClock = Arc::new(manual.clone());
-    let ttl = std::time::Duration::from_secs(300);
-    let (deps, reads, _dir) = mint_deps(
-        clock,
-        &[("PARTNER_ID", "bench")],
-        Arc::new(shared::telemetry::MemorySink::default()),
-    )
-    .await;
-    assert_eq!(deps.config.keys.timings.key_set_cache_ttl, ttl);
-    let claims = [
-        ("sub", "u"),
-        ("email", "u@example.com"),
-        ("email_verified", "true"),
-        ("amr", "[pwd]"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect::<std::collections::HashMap<_, _>>();
-    let request = ApiGatewayRequest::new(Method::POST, "/v1/partner-tokens")
-        .json(&json!({"scope": "session"}))
-        .claims(claims);
+    let seconds = simulated_seconds();
+    let w = common::world(true).await;
+    assert_eq!(
+        w.deps.config.keys.timings.key_set_cache_ttl,
+        std::time::Duration::from_secs(300)
+    );
+    w.secret_reads.reset();
     let mut served = 0u32;
-    for _second in 0..3600 {
-        for _ in 0..4 {
-            let r = handle(request.clone().build(), &deps).await;
-            assert_eq!(r.status(), 200);
-            served += 1;
+    for second in 0..seconds {
+        for n in 0..2 {
+            let user = common::user_request(&json!({"scope": "session"}), "[pwd]");
+            let server = common::server_request(
+                &w,
+                &json!({"scope": "session", "user": {"sub": format!("u-{second}-{n}")}}),
+                &w.server_key,
+            );
+            for request in [user, server] {
+                let r = handle(request.build(), &w.deps).await;
+                assert_eq!(r.status(), 200, "{:?}", r.body());
+                served += 1;
+            }
         }
-        manual.advance(std::time::Duration::from_secs(1));
+        w.clock.advance(std::time::Duration::from_secs(1));
     }
-    let per_hour = reads.calls();
+    let per_hour = w.secret_reads.calls();
     eprintln!(
-        "token-mint secret reads: {per_hour} per container over a simulated hour of {served} \
-         requests (key-set cache TTL {} s); at 1,000 requests/s spread over 100 warm containers \
-         that is {} reads/hour, {:.2} reads/s",
-        ttl.as_secs(),
+        "token-mint secret reads: {per_hour} per container over a simulated {} min of {served} \
+         requests on both routes ({}); at 1,000 requests/s spread over 100 warm containers that \
+         is {} reads/hour, {:.2} reads/s",
+        seconds / 60,
+        w.secret_reads.summary(),
         per_hour * 100,
         per_hour as f64 * 100.0 / 3600.0,
     );
+}
+
+/// An hour when measuring, two minutes under `cargo test`.
+fn simulated_seconds() -> u32 {
+    if test_support::measuring() { 3600 } else { 120 }
 }

@@ -6,9 +6,8 @@ use crate::common;
 
 use common::*;
 use lambda_http::http::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::apigw::ApiGatewayRequest;
-use shared::auth::{ApiKey, sign};
 use shared::clock::{Clock, Timestamp};
 use shared::config::{EnvReader, MapEnv};
 use token_mint::{MintConfig, handle};
@@ -95,24 +94,6 @@ async fn warm_invocations_read_no_secret_until_the_cache_ttl_has_passed() {
         2,
         "read again once the TTL has passed"
     );
-}
-
-fn server_request(w: &World, body: &Value, permission_key: &ApiKey) -> ApiGatewayRequest {
-    let text = body.to_string();
-    let ts = w.clock.now().as_secs().to_string();
-    let sig = sign(
-        &permission_key.secret,
-        "POST",
-        "/v1/server/partner-tokens",
-        &ts,
-        text.as_bytes(),
-    );
-    ApiGatewayRequest::new(Method::POST, "/v1/server/partner-tokens")
-        .header("content-type", "application/json")
-        .header("x-access-key", permission_key.id.as_str())
-        .header("x-timestamp", &ts)
-        .header("x-signature", &sig)
-        .body(text)
 }
 
 #[tokio::test]

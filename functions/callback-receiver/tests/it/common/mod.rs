@@ -20,7 +20,7 @@ use shared::clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 use shared::config::{EnvReader, MapEnv};
 use shared::pii::{DataKeySource, Protector};
 use shared::secrets::file::FileSecrets;
-use shared::secrets::{SecretName, SecretSource, SecretWriter, VersionId};
+use shared::secrets::{CountingSource, SecretName, SecretSource, SecretWriter, VersionId};
 use shared::store::embedded::EmbeddedStore;
 use shared::store::{NewRecord, Record, RecordKey, RecordStore, StoreError, Version, Write};
 use shared::telemetry::{MemorySink, Recorder};
@@ -220,6 +220,8 @@ pub struct World {
     pub metrics: MemorySink,
     pub clock: ManualClock,
     pub secrets: Arc<dyn SecretWriter>,
+    /// Every secret read the function made.
+    pub reads: CountingSource<Arc<dyn SecretSource>>,
     pub secret_name: SecretName,
     pub dir: tempfile::TempDir,
     /// The secret deliveries are signed with by default.
@@ -282,10 +284,11 @@ pub async fn world_with(setup: Setup) -> World {
         shared_clock.clone(),
     );
     let source: Arc<dyn SecretSource> = Arc::clone(&secrets) as Arc<dyn SecretSource>;
+    let reads = CountingSource::new(source);
     let deps = CallbackDeps::build(
         config,
         CallbackPorts {
-            secrets: source,
+            secrets: Arc::new(reads.clone()),
             store: spy.clone(),
             handlers,
             clock: shared_clock,
@@ -301,6 +304,7 @@ pub async fn world_with(setup: Setup) -> World {
         metrics,
         clock,
         secrets,
+        reads,
         secret_name: name,
         dir,
         signing_secret: setup

@@ -11,12 +11,12 @@ use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 use shared::apigw::ApiGatewayRequest;
 use shared::auth::{ApiKey, ApiKeyRegistry, KeyType, Permission, sign};
-use shared::clock::{Clock, SharedClock, SystemClock};
+use shared::clock::{SharedClock, SystemClock};
 use shared::config::{EnvReader, MapEnv};
 use shared::keys::KeyConfig;
 use shared::pii::DataKeySource;
-use shared::secrets::SecretWriter;
 use shared::secrets::file::FileSecrets;
+use shared::secrets::{CountingSource, SecretWriter};
 use shared::store::RecordStore;
 use shared::store::embedded::EmbeddedStore;
 use shared::telemetry::{MemorySink, Recorder};
@@ -33,6 +33,10 @@ pub struct World {
     pub metrics: MemorySink,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// Every secret read the function made.
+    pub reads: CountingSource<FileSecrets>,
+    /// The function's clock; requests are signed on it.
+    pub clock: SharedClock,
     seq: std::sync::atomic::AtomicI64,
     started_ms: i64,
     _jwks: test_support::JwksServer,
@@ -47,7 +51,15 @@ pub async fn world_with_sim(
     extra_env: &[(&str, &str)],
     tune: impl FnOnce(platform_sim::SimConfig) -> platform_sim::SimConfig,
 ) -> World {
-    let clock: SharedClock = Arc::new(SystemClock);
+    world_on_clock(extra_env, tune, Arc::new(SystemClock)).await
+}
+
+/// A world whose function runs on `clock` (the simulator keeps its own clock).
+pub async fn world_on_clock(
+    extra_env: &[(&str, &str)],
+    tune: impl FnOnce(platform_sim::SimConfig) -> platform_sim::SimConfig,
+    clock: SharedClock,
+) -> World {
     let dir = tempfile::tempdir().unwrap();
     let files = FileSecrets::open(dir.path(), clock.clone()).unwrap();
     let base_env = MapEnv::from_pairs(extra_env.iter().copied());
@@ -139,12 +151,14 @@ pub async fn world_with_sim(
     let recorder = Recorder::new("Test", "issue", Arc::new(metrics.clone()), clock.clone());
     let store: Arc<dyn RecordStore> =
         Arc::new(EmbeddedStore::open(dir.path().join("records.sqlite3"), clock.clone()).unwrap());
+    let reads = CountingSource::new(files);
+    let started_ms = clock.now().as_millis();
     let deps = IssueDeps::build(
         config,
         IssuePorts {
             store,
-            secrets: Arc::new(files),
-            clock,
+            secrets: Arc::new(reads.clone()),
+            clock: clock.clone(),
             recorder,
         },
     )
@@ -159,8 +173,10 @@ pub async fn world_with_sim(
         metrics,
         dir,
         http: test_support::https_client(),
+        reads,
+        clock,
         seq: std::sync::atomic::AtomicI64::new(0),
-        started_ms: SystemClock.now().as_millis(),
+        started_ms,
         _jwks: jwks,
     }
 }
@@ -191,7 +207,7 @@ impl World {
         // a signature twice), as real clients' would be.
         // Strictly increasing and never behind the clock: no two requests share a timestamp, and
         // a long run stays within the accepted window.
-        let now = SystemClock.now().as_millis();
+        let now = self.clock.now().as_millis();
         let n = self
             .seq
             .fetch_update(

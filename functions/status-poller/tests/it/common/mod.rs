@@ -18,6 +18,7 @@ use shared::keys::KeyConfig;
 use shared::pii::{DataKeys, Fingerprint, Protector};
 use shared::platform::{Deadline, IssueOnBehalf, OnDuplicate};
 use shared::redact::Pii;
+use shared::secrets::CountingSource;
 use shared::secrets::file::FileSecrets;
 use shared::store::{DueRecords, NewRecord, Record, RecordStore, Write};
 use shared::telemetry::{MemorySink, Recorder};
@@ -51,7 +52,8 @@ pub struct World {
     /// simulator with short backoffs (tests may change it before building a poller).
     pub config: PollerConfig,
     pub dir: tempfile::TempDir,
-    secrets: FileSecrets,
+    /// The pollers' secrets, counting every read they make.
+    pub reads: CountingSource<FileSecrets>,
     protector: Protector,
     http: reqwest::Client,
     backend: Backend,
@@ -126,7 +128,7 @@ pub async fn world(backend: Backend, onchain_delay: Duration) -> World {
         metrics: MemorySink::default(),
         config,
         dir,
-        secrets: files,
+        reads: CountingSource::new(files),
         protector: Protector::new(Arc::new(DataKeys::generate())),
         http: test_support::https_client(),
         backend,
@@ -173,7 +175,7 @@ impl World {
         PollerDeps::build(
             config,
             PollerPorts {
-                secrets: Arc::new(self.secrets.clone()),
+                secrets: Arc::new(self.reads.clone()),
                 store,
                 due,
                 clock,

@@ -8,7 +8,7 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Response};
 use serde_json::Value;
 use shared::apigw::ApiGatewayRequest;
-use shared::auth::{ApiKey, ApiKeyRegistry, KeyType, Permission};
+use shared::auth::{ApiKey, ApiKeyRegistry, KeyType, Permission, sign};
 use shared::clock::{Clock, ManualClock, SharedClock, Timestamp};
 use shared::config::{EnvReader, MapEnv};
 use shared::keys::policy::plan;
@@ -173,4 +173,23 @@ pub fn decode(w: &World, token: &str) -> Value {
     jsonwebtoken::decode::<Value>(token, &key, &v)
         .unwrap()
         .claims
+}
+
+/// A server caller's signed `POST /v1/server/partner-tokens` with `body`, signed now.
+pub fn server_request(w: &World, body: &Value, permission_key: &ApiKey) -> ApiGatewayRequest {
+    let text = body.to_string();
+    let ts = w.clock.now().as_secs().to_string();
+    let sig = sign(
+        &permission_key.secret,
+        "POST",
+        "/v1/server/partner-tokens",
+        &ts,
+        text.as_bytes(),
+    );
+    ApiGatewayRequest::new(Method::POST, "/v1/server/partner-tokens")
+        .header("content-type", "application/json")
+        .header("x-access-key", permission_key.id.as_str())
+        .header("x-timestamp", &ts)
+        .header("x-signature", &sig)
+        .body(text)
 }

@@ -37,8 +37,9 @@ use shared::telemetry::Recorder;
 pub struct IssueConfig {
     /// `ISSUER_DID`: the partner's issuer DID at the platform (required).
     pub issuer_did: String,
-    /// `PROGRAMS_JSON`: the issuance programs (default: the sample programs).
-    pub programs_json: String,
+    /// `PROGRAMS_JSON`: the issuance programs (default: the sample programs), parsed and their
+    /// schemas compiled once, when the configuration is read.
+    pub programs: Arc<Programs>,
     /// `DATA_KEYS_SECRET_NAME` (default `partner-bundle/data-keys`).
     pub data_keys_secret: SecretName,
     /// `IDEMPOTENCY_WINDOW_SECONDS` (default 86400).
@@ -123,7 +124,7 @@ impl IssueConfig {
             keys: KeyConfig::from_env(r)?,
             platform: PlatformConfig::from_env(r)?,
             issuer_did: r.required("ISSUER_DID")?,
-            programs_json,
+            programs: Arc::new(programs),
             data_keys_secret: SecretName::new(&data_keys)
                 .map_err(|e| ConfigError::new("DATA_KEYS_SECRET_NAME", e.to_string()))?,
             idempotency_window: r.seconds("IDEMPOTENCY_WINDOW_SECONDS", 86_400, 60, 7 * 86_400)?,
@@ -134,9 +135,9 @@ impl IssueConfig {
         })
     }
 
-    /// The programs (checked when the configuration was read).
-    pub fn programs(&self) -> Programs {
-        Programs::from_json(&self.programs_json).unwrap_or_default()
+    /// The programs (parsed and checked when the configuration was read).
+    pub fn programs(&self) -> Arc<Programs> {
+        Arc::clone(&self.programs)
     }
 }
 
@@ -145,7 +146,7 @@ pub struct IssueDeps {
     /// Configuration.
     pub config: IssueConfig,
     /// The issuance programs.
-    pub programs: Programs,
+    pub programs: Arc<Programs>,
     /// API-key authentication.
     pub verifier: RequestVerifier,
     /// Issuance and idempotency records.

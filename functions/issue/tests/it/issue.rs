@@ -1193,6 +1193,15 @@ fn a_program_requiring_mfa_without_step_up_settings_stops_the_function_at_start(
     assert_eq!(err.var, "STEP_UP_ISSUER");
 }
 
+#[tokio::test]
+async fn the_programs_are_compiled_once_at_start_when_the_configuration_is_read() {
+    // Compiling the programs' JSON Schemas is most of the function's start-up work: the handler
+    // uses the programs the configuration parsed, and does not compile them a second time.
+    let w = world(&[]).await;
+    assert!(Arc::ptr_eq(&w.deps.config.programs, &w.deps.programs));
+    assert!(w.deps.programs.get("kyc-basic").is_some());
+}
+
 fn program_id(id: &str) -> shared::programs::ProgramId {
     shared::programs::ProgramId::parse(id).unwrap()
 }

@@ -1,8 +1,8 @@
-//! `make bench`: how many store calls the issue handler makes for a first issuance and for a
-//! replay (5 and 1, not counting the authentication's replay-cache write: the write-ahead steps
-//! cost 2 reads and 3 writes, over the old budget of 3, docs/architecture.md §12), the
-//! handler's wall time per issuance against the local simulator, and one container's Secrets
-//! Manager reads over a simulated hour of traffic. Prints figures; asserts nothing about time.
+//! `make bench`: the store and platform calls of each issue route (a first issuance with and
+//! without CAK documents, a replay, a status read), authentication's replay-cache write
+//! included, counted through a wrapper of the store the function is built on; the handler's wall
+//! time per issuance against the local simulator; and one container's Secrets Manager reads over
+//! a simulated hour of traffic. Prints figures; asserts nothing about time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/it/common/mod.rs"]
@@ -11,7 +11,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use issue::{IssueDeps, IssuePorts};
+use lambda_http::http::Method;
+use serde_json::json;
 use shared::clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
+use test_support::CountingStore;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -21,22 +25,58 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let mut w = common::world(&[]).await;
-        let counting = Arc::new(test_support::CountingStore::new(Arc::clone(&w.deps.store), None));
-        w.deps.store = counting.clone();
-        // kyc-basic decides onDuplicate automatically (it reads the last subject hash);
-        // kyc-document-k1 always revokes.
-        for program in ["kyc-basic", "kyc-document-k1"] {
-            let b = common::body(program, "bench@example.com");
-            let key = format!("bench-first-{program}");
+        // The function rebuilt by its one constructor on a store that counts every call,
+        // authentication's replay-cache write among them.
+        let counting = Arc::new(CountingStore::new(Arc::clone(&w.deps.store), None));
+        w.deps = IssueDeps::build(
+            w.deps.config.clone(),
+            IssuePorts {
+                store: counting.clone(),
+                secrets: Arc::new(w.reads.clone()),
+                clock: w.clock.clone(),
+                recorder: w.deps.recorder.clone(),
+            },
+        )
+        .unwrap();
+        let platform_calls = || w.sim.requests().len();
+        // kyc-basic decides onDuplicate automatically (it reads the last subject hash) and has no
+        // CAK; kyc-document-r1 uploads the encrypted sensitive data to the credential's CAK.
+        let mut with_documents = common::body("kyc-document-r1", "bench-docs@example.com");
+        with_documents["sensitiveData"] = json!({"fullName": "Bench User"});
+        let routes = [
+            ("kyc-basic", "basic", common::body("kyc-basic", "bench@example.com")),
+            ("kyc-document-r1 with sensitiveData", "documents", with_documents),
+        ];
+        for (name, label, b) in routes {
+            let key = format!("bench-first-{label}");
+            counting.take();
+            let before = platform_calls();
+            let (status, body, _) = w.send(w.post(&w.writer, Some(&key), &b)).await;
+            assert_eq!(status, 202, "{body}");
+            let first = (counting.take(), platform_calls() - before);
+            let before = platform_calls();
             let (status, _, _) = w.send(w.post(&w.writer, Some(&key), &b)).await;
             assert_eq!(status, 202);
-            let first = counting.take_calls();
-            let (status, _, _) = w.send(w.post(&w.writer, Some(&key), &b)).await;
-            assert_eq!(status, 202);
-            let replay = counting.take_calls();
-            eprintln!(
-                "issue store calls for {program} (besides authentication's replay-cache write): first issuance {first}, replay {replay}"
-            );
+            let replay = (counting.take(), platform_calls() - before);
+            let id = body["issuanceId"].as_str().unwrap();
+            let path = format!("/v1/credentials/{id}");
+            let before = platform_calls();
+            let (status, _, _) = w
+                .send(w.signed(&w.reader, Method::GET, &path, Vec::new()))
+                .await;
+            assert_eq!(status, 200);
+            let read = (counting.take(), platform_calls() - before);
+            for (route, (store, platform)) in [
+                ("first issuance", first),
+                ("replay", replay),
+                ("status read", read),
+            ] {
+                eprintln!(
+                    "issue calls, {name}, {route}: store {store} ({} in all, authentication's \
+                     replay-cache write included); platform {platform}",
+                    store.total()
+                );
+            }
         }
         let n = 200u32;
         let start = Instant::now();

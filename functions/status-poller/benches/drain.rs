@@ -78,6 +78,14 @@ async fn drain(label: &str, onchain_delay: Duration, attempts: u32) {
         ..PollPolicy::default()
     };
     let poller = w.poller_on(counting.clone(), counting.clone(), policy.clone());
+    let status_calls = || {
+        w.sim
+            .requests()
+            .iter()
+            .filter(|r| r.route.ends_with("/credentials/status"))
+            .count()
+    };
+    let status_calls_before = status_calls();
     let started = Instant::now();
     let summary = run(&poller, Deadline::after(Duration::from_secs(60)))
         .await
@@ -103,9 +111,10 @@ async fn drain(label: &str, onchain_delay: Duration, attempts: u32) {
     eprintln!(
         "poller drain [{label}]: store calls {calls} = {writes} conditional writes (one per state \
          change) + {queries} due-index queries + {reads} reads: {:.3} calls per record, {:.2} \
-         writes per record",
+         writes per record; platform status calls {:.3} per record",
         calls as f64 / records,
         writes as f64 / records,
+        (status_calls() - status_calls_before) as f64 / records,
     );
 }
 

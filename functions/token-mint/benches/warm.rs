@@ -105,7 +105,9 @@ async fn an_hour_of_traffic() {
         std::time::Duration::from_secs(300)
     );
     w.secret_reads.reset();
-    let mut served = 0u32;
+    let store = w.replay_calls.as_ref().unwrap();
+    store.take();
+    let (mut served, mut user_store, mut server_store) = (0u32, 0u64, 0u64);
     for second in 0..seconds {
         for n in 0..2 {
             let user = common::user_request(&json!({"scope": "session"}), "[pwd]");
@@ -114,14 +116,22 @@ async fn an_hour_of_traffic() {
                 &json!({"scope": "session", "user": {"sub": format!("u-{second}-{n}")}}),
                 &w.server_key,
             );
-            for request in [user, server] {
+            for (request, calls) in [(user, &mut user_store), (server, &mut server_store)] {
                 let r = handle(request.build(), &w.deps).await;
                 assert_eq!(r.status(), 200, "{:?}", r.body());
+                *calls += store.take().total();
                 served += 1;
             }
         }
         w.clock.advance(std::time::Duration::from_secs(1));
     }
+    let per_route = f64::from(served / 2);
+    eprintln!(
+        "token-mint store calls per request: user route {:.3}, server route {:.3} (its \
+         replay-cache write), over {served} requests",
+        user_store as f64 / per_route,
+        server_store as f64 / per_route,
+    );
     let per_hour = w.secret_reads.calls();
     eprintln!(
         "token-mint secret reads: {per_hour} per container over a simulated {} min of {served} \

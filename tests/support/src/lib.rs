@@ -251,10 +251,42 @@ impl CountingStore {
         }
     }
 
-    /// Every call so far, and the counters back to zero.
-    pub fn take_calls(&self) -> u64 {
+    /// The calls so far, by kind, and the counters back to zero.
+    pub fn take(&self) -> StoreCalls {
         use std::sync::atomic::Ordering::SeqCst;
-        self.reads.swap(0, SeqCst) + self.writes.swap(0, SeqCst) + self.queries.swap(0, SeqCst)
+        StoreCalls {
+            reads: self.reads.swap(0, SeqCst),
+            writes: self.writes.swap(0, SeqCst),
+            queries: self.queries.swap(0, SeqCst),
+        }
+    }
+}
+
+/// The store calls a [`CountingStore`] saw, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreCalls {
+    /// `get` calls.
+    pub reads: u64,
+    /// `write` and `write_all` calls (a batch counts once).
+    pub writes: u64,
+    /// Due-index queries.
+    pub queries: u64,
+}
+
+impl StoreCalls {
+    /// Every call, whatever its kind.
+    pub fn total(&self) -> u64 {
+        self.reads + self.writes + self.queries
+    }
+}
+
+impl std::fmt::Display for StoreCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} reads, {} writes", self.reads, self.writes)?;
+        if self.queries > 0 {
+            write!(f, ", {} index queries", self.queries)?;
+        }
+        Ok(())
     }
 }
 

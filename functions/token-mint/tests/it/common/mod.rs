@@ -24,6 +24,8 @@ pub struct World {
     pub deps: MintDeps,
     pub clock: ManualClock,
     pub secret_reads: CountingSource<FileSecrets>,
+    /// The calls reaching the server route's replay cache (`None` without the server route).
+    pub replay_calls: Option<Arc<test_support::CountingStore>>,
     pub key_set: KeySet,
     pub server_key: ApiKey,
     pub issue_minter: ApiKey,
@@ -96,11 +98,15 @@ pub async fn world_with(server_route: bool, extra: &[(&str, &str)]) -> World {
         Arc::new(metrics.clone()),
         shared_clock.clone(),
     );
-    let replay = server_route.then(|| {
-        Arc::new(
-            EmbeddedStore::open(dir.path().join("records.sqlite3"), shared_clock.clone()).unwrap(),
-        ) as Arc<dyn RecordStore>
+    // The server route's replay cache, behind a wrapper that counts its calls.
+    let replay_calls = server_route.then(|| {
+        let store =
+            EmbeddedStore::open(dir.path().join("records.sqlite3"), shared_clock.clone()).unwrap();
+        Arc::new(test_support::CountingStore::new(Arc::new(store), None))
     });
+    let replay = replay_calls
+        .clone()
+        .map(|counting| counting as Arc<dyn RecordStore>);
     let deps = MintDeps::build(
         config,
         MintPorts {
@@ -114,6 +120,7 @@ pub async fn world_with(server_route: bool, extra: &[(&str, &str)]) -> World {
         deps,
         clock,
         secret_reads: counting,
+        replay_calls,
         key_set,
         server_key,
         issue_minter,

@@ -15,7 +15,9 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod due_queue;
-pub mod ecies;
+/// ECIES for CAK encryption: the `cak-ecies` crate (built apart so that it keeps full
+/// optimisation in the size-optimised release profile).
+pub use cak_ecies as ecies;
 #[cfg(any(feature = "dynamodb", feature = "secretsmanager"))]
 pub mod entry;
 pub mod error;

@@ -6,6 +6,9 @@
 //! `HKDF-SHA256(ikm = ephemeral point ‖ shared point (both uncompressed), no salt, empty info)`,
 //! 32 bytes long. secp256k1 goes through the `ecies` crate; secp256r1 is the same construction
 //! written with `p256`, `hkdf` and `aes-gcm`.
+//!
+//! `shared` re-exports this crate as `shared::ecies`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::str::FromStr;
@@ -209,6 +212,7 @@ impl SecretKey {
     /// Construction: `HKDF-SHA256(salt = "shared::ecies::derive:" ‖ curve name, ikm = seed)`,
     /// expanded to 32 bytes with `info = context ‖ counter (u32, big-endian)` for counter = 0, 1,
     /// … until the output is a valid scalar (counter 0 except with negligible probability).
+    /// The salt keeps the module's original path: changing it would change every derived key.
     #[must_use]
     pub fn derive(curve: Curve, seed: &[u8], context: &[u8]) -> Self {
         let salt = format!("shared::ecies::derive:{curve}");
@@ -616,6 +620,25 @@ mod tests {
             );
             let ct = encrypt(&a.public_key(), b"ok").unwrap();
             assert_eq!(decrypt(&b, &ct).unwrap(), b"ok");
+        }
+    }
+
+    #[test]
+    fn a_derived_key_is_the_documented_hkdf_output_under_the_original_salt() {
+        for curve in CURVES {
+            let salt = format!("shared::ecies::derive:{curve}");
+            let mut scalar = [0u8; 32];
+            Hkdf::<Sha256>::new(Some(salt.as_bytes()), b"seed")
+                .expand(
+                    &[&b"ctx"[..], &0u32.to_be_bytes()[..]].concat(),
+                    &mut scalar,
+                )
+                .unwrap();
+            let expected = SecretKey::from_bytes(curve, &scalar).unwrap();
+            assert_eq!(
+                SecretKey::derive(curve, b"seed", b"ctx").public_key(),
+                expected.public_key()
+            );
         }
     }
 

@@ -21,8 +21,8 @@ use crate::pii::{DigestPurpose, DocumentDigest, Fingerprint, IdHash, Protector, 
 use crate::store::{InvalidName, RecordKey, RecordKind};
 
 pub use crate::due_queue::{
-    DEFAULT_POLL_SHARDS, LEGACY_POLL_QUEUE, MAX_POLL_SHARDS, PollShards, ShardGroup,
-    legacy_poll_queue,
+    DEFAULT_POLL_SHARDS, DEFAULT_SWEEP_MINUTES, LEGACY_POLL_QUEUE, Listing, MAX_POLL_SHARDS,
+    MAX_SWEEP_MINUTES, PollShards, ShardGroup, SweepEvery, legacy_poll_queue,
 };
 
 /// An issuance id: `iss_` and 32 hex characters, derived from the caller and its idempotency key

@@ -10,7 +10,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{Backend, World, world};
@@ -20,7 +19,7 @@ use shared::issuance::Issuance;
 use shared::platform::Deadline;
 use shared::store::{Record, Write};
 use status_poller::{PollPolicy, run};
-use test_support::CountingStore;
+use test_support::{CountingStore, StoreCalls};
 
 const RECORDS: usize = 10_000;
 /// Under `cargo test` the bench runs once over this many records, to prove it still works.
@@ -91,9 +90,11 @@ async fn drain(label: &str, onchain_delay: Duration, attempts: u32) {
         .await
         .unwrap();
     let elapsed = started.elapsed().as_secs_f64();
-    let writes = counting.writes.load(Ordering::SeqCst);
-    let queries = counting.queries.load(Ordering::SeqCst);
-    let reads = counting.reads.load(Ordering::SeqCst);
+    let StoreCalls {
+        reads,
+        writes,
+        queries,
+    } = counting.take();
     let calls = writes + queries + reads;
     let records = summary.polled.max(1) as f64;
     eprintln!(
@@ -110,8 +111,13 @@ async fn drain(label: &str, onchain_delay: Duration, attempts: u32) {
     );
     eprintln!(
         "poller drain [{label}]: store calls {calls} = {writes} conditional writes (one per state \
-         change) + {queries} due-index queries + {reads} reads: {:.3} calls per record, {:.2} \
-         writes per record; platform status calls {:.3} per record",
+         change) + {queries} due-index queries ({}) + {reads} reads: {:.3} calls per record, \
+         {:.2} writes per record; platform status calls {:.3} per record",
+        if summary.swept {
+            "a sweep of every possible shard"
+        } else {
+            "the configured shards"
+        },
         calls as f64 / records,
         writes as f64 / records,
         (status_calls() - status_calls_before) as f64 / records,

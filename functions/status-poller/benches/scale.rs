@@ -11,7 +11,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{Backend, World, world};
@@ -19,7 +18,7 @@ use serde_json::json;
 use shared::issuance::ShardGroup;
 use shared::platform::Deadline;
 use status_poller::{PollPolicy, run_group};
-use test_support::CountingStore;
+use test_support::{CountingStore, StoreCalls};
 
 /// Records on the embedded store and on DynamoDB. moto is one local Python process serving about
 /// 115 records/s here, so by default it gets a tenth (each round of 100,000 would take about a
@@ -90,8 +89,9 @@ async fn round(w: &World, n: usize, pollers: u16, label: &str) {
     }
     let twice = seen.values().filter(|&&c| c > 1).count();
     let skipped = n - seen.len();
-    let writes = counting.writes.load(Ordering::Relaxed);
-    let queries = counting.queries.load(Ordering::Relaxed);
+    let StoreCalls {
+        writes, queries, ..
+    } = counting.take();
     eprintln!(
         "poller scale [{label}, {pollers} poller(s)]: {polled} of {n} records in {elapsed:.2} s: \
          {:.0} records/s in total, per poller {} records/s; {:.3} index writes per record, \

@@ -1,6 +1,6 @@
 //! The poller's configuration: how hard to poll, when to alert, when to give up.
 
-use shared::issuance::PollShards;
+use shared::issuance::{PollShards, SweepEvery};
 use std::time::Duration;
 
 use shared::config::{ConfigError, EnvReader};
@@ -37,9 +37,13 @@ pub struct PollPolicy {
     pub default_run_time: Duration,
     /// Due records read per index query (default 200).
     pub page_size: usize,
-    /// `POLL_SHARDS` (default 8, 1–64): the shard a record goes back to after a claim. Every
-    /// possible shard is drained whatever the count, and the legacy single queue too.
+    /// `POLL_SHARDS` (default 8, 1–64): the shard a record goes back to after a claim, and the
+    /// shards a routine run lists (with the legacy single queue).
     pub shards: PollShards,
+    /// `POLL_SWEEP_MINUTES` (default 10, 1–60): the runs that start in the first minute of every
+    /// such window list all 64 possible shards, so that lowering `POLL_SHARDS` strands nothing
+    /// (a record left above the new count waits at most this long more).
+    pub sweep_every: SweepEvery,
 }
 
 impl Default for PollPolicy {
@@ -55,6 +59,7 @@ impl Default for PollPolicy {
             default_run_time: Duration::from_secs(60),
             page_size: 200,
             shards: PollShards::default(),
+            sweep_every: SweepEvery::default(),
         }
     }
 }
@@ -124,6 +129,7 @@ impl PollPolicy {
             lease,
             safety_margin: Duration::from_millis(margin_ms),
             shards: PollShards::from_env(r)?,
+            sweep_every: SweepEvery::from_env(r)?,
             ..defaults
         })
     }

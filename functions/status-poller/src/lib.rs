@@ -153,6 +153,9 @@ pub struct RunSummary {
     pub alerts: u64,
     /// Listed records left alone: claimed by another run first, or no longer waiting.
     pub skipped: u64,
+    /// Whether the run listed every possible shard (a sweep, see [`PollPolicy::sweep_every`])
+    /// rather than the configured ones.
+    pub swept: bool,
     /// Whether the run stopped taking records because its deadline was near.
     pub stopped_early: bool,
     /// How long the run took, in milliseconds.

@@ -83,11 +83,13 @@ pub async fn run_group(
     let reserve = policy.safety_margin + poll_time;
     let concurrency = policy.concurrency.max(1);
 
+    let started_at = deps.clock.now();
+    let listing = policy.sweep_every.listing(policy.shards, started_at);
     let (tx, mut rx) = mpsc::channel(policy.page_size.max(1));
     let lister = tokio::spawn(list_due(
         Arc::clone(&deps.due),
-        group.queues(),
-        deps.clock.now(),
+        group.queues(listing),
+        started_at,
         policy.page_size.max(1),
         deadline,
         reserve,
@@ -124,6 +126,7 @@ pub async fn run_group(
     lister.abort();
 
     let mut summary = tally.summary.clone();
+    summary.swept = listing.is_sweep();
     summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     // One line per run: at info when the run did something, at debug when it found nothing due
     // (a local stack polls every few seconds).
@@ -140,6 +143,7 @@ pub async fn run_group(
                 errors = summary.errors,
                 alerts = summary.alerts,
                 skipped = summary.skipped,
+                swept = summary.swept,
                 stoppedEarly = summary.stopped_early,
                 durationMs = summary.duration_ms,
                 listingFailed = listing_error.is_some(),

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{Backend, World, world};
-use shared::issuance::{IssuanceStatus, PollShards, legacy_poll_queue};
+use shared::clock::Clock;
+use shared::issuance::{IssuanceStatus, PollShards, SweepEvery, legacy_poll_queue};
 use status_poller::PollPolicy;
 
 async fn queues_of(w: &World, ids: &[shared::issuance::IssuanceId]) -> BTreeSet<String> {
@@ -69,21 +70,56 @@ async fn records_of_the_single_queue_before_sharding_are_polled_on_dynamodb_too(
     legacy_records_are_polled_and_move_to_their_shard(Backend::DynamoDb).await;
 }
 
+/// Moves the world's clock on by whole minutes until a run started then would (or would not)
+/// be a sweep.
+fn advance_until_sweep_is(w: &World, policy: &PollPolicy, sweep: bool) {
+    while policy
+        .sweep_every
+        .listing(policy.shards, w.clock.now())
+        .is_sweep()
+        != sweep
+    {
+        w.advance(Duration::from_secs(60));
+    }
+}
+
 #[tokio::test]
 async fn lowering_the_shard_count_strands_no_record_and_requeues_each_in_the_new_shards() {
-    let w = world(Backend::Embedded, Duration::from_secs(60)).await;
+    // Anchored an hour after issuance: the clock moves on by up to ten minutes below, and every
+    // poll must find the credential still waiting, so that it goes back to the queue.
+    let w = world(Backend::Embedded, Duration::from_secs(3600)).await;
     // Queued over the default 8 shards.
     let ids = w.seed("resharded", 32).await;
     assert!(queues_of(&w, &ids).await.len() > 2);
 
     let two = PollShards::new(2).unwrap();
-    let poller = w.poller(PollPolicy {
+    let policy = PollPolicy {
         shards: two,
+        sweep_every: SweepEvery::new(10).unwrap(),
         ..PollPolicy::default()
+    };
+    let poller = w.poller(policy.clone());
+    let (low, high): (Vec<_>, Vec<_>) = ids.iter().partition(|id| {
+        ["poll-00", "poll-01"].contains(&PollShards::default().queue_for(id).as_str())
     });
+    assert!(!low.is_empty() && !high.is_empty());
+
+    // A routine run lists only the two configured shards: the records queued above them stay.
     w.advance(Duration::from_secs(1));
+    advance_until_sweep_is(&w, &policy, false);
     let summary = w.run(&poller).await;
-    assert_eq!(summary.polled, 32, "every shard is drained: {summary:?}");
+    assert!(!summary.swept);
+    assert_eq!(summary.polled, low.len() as u64, "{summary:?}");
+    for id in &high {
+        let queue = w.record(id).await.0.due.unwrap().queue;
+        assert_eq!(queue, PollShards::default().queue_for(id), "not listed yet");
+    }
+
+    // The next sweep finds them and puts each in its shard of the new count.
+    advance_until_sweep_is(&w, &policy, true);
+    let summary = w.run(&poller).await;
+    assert!(summary.swept);
+    assert_eq!(summary.polled, 32, "every shard is listed: {summary:?}");
     let after = queues_of(&w, &ids).await;
     assert_eq!(
         after,
@@ -92,6 +128,21 @@ async fn lowering_the_shard_count_strands_no_record_and_requeues_each_in_the_new
     for id in &ids {
         assert_eq!(w.record(id).await.0.due.unwrap().queue, two.queue_for(id));
     }
+}
+
+#[tokio::test]
+async fn a_sweep_every_minute_lists_every_shard_in_every_run() {
+    let w = world(Backend::Embedded, Duration::from_secs(3600)).await;
+    let ids = w.seed("every-run", 16).await;
+    let poller = w.poller(PollPolicy {
+        shards: PollShards::new(1).unwrap(),
+        sweep_every: SweepEvery::new(1).unwrap(),
+        ..PollPolicy::default()
+    });
+    w.advance(Duration::from_secs(1));
+    let summary = w.run(&poller).await;
+    assert!(summary.swept);
+    assert_eq!(summary.polled, ids.len() as u64, "{summary:?}");
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //! One run:
 //!
 //! 1. lists the due records (`WAIT_ONCHAIN`, due time passed) through the store's due-time index,
-//!    page by page — never a scan — on a task of its own, so that listing never stalls polling;
+//!    page by page — never a scan — on a task of its own, so that listing never stalls polling:
+//!    the configured shards, or all 64 in a periodic sweep ([`PollPolicy::sweep_every`]);
 //! 2. polls `GET /credentials/status` with at most [`PollPolicy::concurrency`] calls in flight,
 //!    and stops taking new records once the time left before the Lambda deadline is shorter than
 //!    the safety margin plus one poll; records it did not take stay due for the next run;

@@ -338,3 +338,117 @@ impl shared::store::DueRecords for CountingStore {
         }
     }
 }
+
+/// A secrets store that notes how many reads (`get`) are in flight at once: a test proves that
+/// independent reads overlap (each read yields before it reaches the store, so reads made
+/// together are all in flight before the first returns) without timing anything.
+pub struct OverlapSecrets {
+    inner: Arc<dyn SecretWriter>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl OverlapSecrets {
+    /// Watches the reads of `inner`.
+    pub fn new(inner: Arc<dyn SecretWriter>) -> Self {
+        Self {
+            inner,
+            in_flight: 0.into(),
+            most: 0.into(),
+        }
+    }
+
+    /// The most reads in flight at once so far, and the count back to zero.
+    pub fn take_most(&self) -> usize {
+        self.most.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl shared::secrets::SecretSource for OverlapSecrets {
+    async fn get(
+        &self,
+        name: &shared::secrets::SecretName,
+        stage: shared::secrets::Stage,
+    ) -> Result<Option<shared::secrets::SecretVersion>, shared::secrets::SecretsError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::task::yield_now().await;
+        let got = self.inner.get(name, stage).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        got
+    }
+
+    async fn get_version(
+        &self,
+        name: &shared::secrets::SecretName,
+        id: &shared::secrets::VersionId,
+    ) -> Result<shared::secrets::SecretVersion, shared::secrets::SecretsError> {
+        self.inner.get_version(name, id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretWriter for OverlapSecrets {
+    async fn create(
+        &self,
+        name: &shared::secrets::SecretName,
+        value: &secrecy::SecretString,
+    ) -> Result<shared::secrets::VersionId, shared::secrets::SecretsError> {
+        self.inner.create(name, value).await
+    }
+
+    async fn put_pending(
+        &self,
+        name: &shared::secrets::SecretName,
+        token: &shared::secrets::VersionId,
+        value: &secrecy::SecretString,
+    ) -> Result<(), shared::secrets::SecretsError> {
+        self.inner.put_pending(name, token, value).await
+    }
+
+    async fn put_current(
+        &self,
+        name: &shared::secrets::SecretName,
+        token: &shared::secrets::VersionId,
+        value: &secrecy::SecretString,
+    ) -> Result<(), shared::secrets::SecretsError> {
+        self.inner.put_current(name, token, value).await
+    }
+
+    async fn put_current_if(
+        &self,
+        name: &shared::secrets::SecretName,
+        token: &shared::secrets::VersionId,
+        value: &secrecy::SecretString,
+        expected: &shared::secrets::VersionId,
+    ) -> Result<(), shared::secrets::SecretsError> {
+        self.inner
+            .put_current_if(name, token, value, expected)
+            .await
+    }
+
+    async fn promote(
+        &self,
+        name: &shared::secrets::SecretName,
+        id: &shared::secrets::VersionId,
+    ) -> Result<(), shared::secrets::SecretsError> {
+        self.inner.promote(name, id).await
+    }
+
+    async fn stages(
+        &self,
+        name: &shared::secrets::SecretName,
+    ) -> Result<shared::secrets::VersionStages, shared::secrets::SecretsError> {
+        self.inner.stages(name).await
+    }
+
+    async fn discard_pending(
+        &self,
+        name: &shared::secrets::SecretName,
+        id: &shared::secrets::VersionId,
+    ) -> Result<(), shared::secrets::SecretsError> {
+        self.inner.discard_pending(name, id).await
+    }
+}

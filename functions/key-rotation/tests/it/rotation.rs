@@ -511,3 +511,39 @@ async fn the_daily_run_reports_the_age_of_the_key_that_signs_now() {
         "half a day later the same key signs, half a day old"
     );
 }
+
+#[tokio::test]
+async fn the_daily_run_reads_the_secrets_of_its_three_reports_at_once() {
+    let clock = ManualClock::new(Timestamp::from_secs(1_795_262_400));
+    let shared_clock: SharedClock = Arc::new(clock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileSecrets::open(dir.path(), shared_clock.clone()).unwrap();
+    let env = MapEnv::from_pairs([
+        ("ROTATION_PERIOD_SECONDS", "86400"),
+        ("API_KEYS_SECRET_NAME", "partner-bundle/api-keys"),
+        (
+            "WEBHOOK_SECRETS_SECRET_NAME",
+            "partner-bundle/webhook-secrets",
+        ),
+    ]);
+    let config = RotationConfig::from_env(&EnvReader::new(&env)).unwrap();
+    let secrets = Arc::new(test_support::OverlapSecrets::new(Arc::new(files)));
+    let deps = RotationDeps::build(
+        config,
+        RotationPorts {
+            secrets: secrets.clone(),
+            recorder: Recorder::new(
+                "Test",
+                "key-rotation",
+                Arc::new(MemorySink::default()),
+                shared_clock.clone(),
+            ),
+            clock: shared_clock,
+        },
+    );
+    handle(scheduled(), &deps).await.unwrap();
+    // The key set read back for its signing key's age, the API-key registry and the webhook
+    // secrets: three independent reads, made together rather than one after the other (on a
+    // cold start each is a round trip to Secrets Manager).
+    assert_eq!(secrets.take_most(), 3);
+}

@@ -4,16 +4,17 @@
 use issue::{IssueConfig, IssueDeps, IssuePorts};
 use shared::entry::{Entry, built, serve_http};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    let entry = Entry::start("issue").await;
-    let config = entry.config(IssueConfig::from_env);
-    let table = entry.config(|r| r.required("TABLE_NAME"));
-    let ports = IssuePorts {
-        store: entry.table(&table),
-        secrets: entry.secrets(),
-        clock: entry.clock(),
-        recorder: entry.recorder(),
-    };
-    serve_http(built(IssueDeps::build(config, ports))).await
+fn main() -> Result<(), lambda_http::Error> {
+    shared::entry::run(async {
+        let entry = Entry::start("issue").await;
+        let config = entry.config(IssueConfig::from_env);
+        let table = entry.config(|r| r.required("TABLE_NAME"));
+        let ports = IssuePorts {
+            store: entry.table(&table),
+            secrets: entry.secrets(),
+            clock: entry.clock(),
+            recorder: entry.recorder(),
+        };
+        serve_http(built(IssueDeps::build(config, ports))).await
+    })
 }

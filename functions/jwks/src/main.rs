@@ -4,14 +4,15 @@
 use jwks::{JwksConfig, JwksDeps, JwksPorts};
 use shared::entry::{Entry, serve_http};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    let entry = Entry::start("jwks").await;
-    let config = entry.config(JwksConfig::from_env);
-    let ports = JwksPorts {
-        secrets: entry.secrets(),
-        clock: entry.clock(),
-        recorder: entry.recorder(),
-    };
-    serve_http(JwksDeps::build(config, ports)).await
+fn main() -> Result<(), lambda_http::Error> {
+    shared::entry::run(async {
+        let entry = Entry::start("jwks").await;
+        let config = entry.config(JwksConfig::from_env);
+        let ports = JwksPorts {
+            secrets: entry.secrets(),
+            clock: entry.clock(),
+            recorder: entry.recorder(),
+        };
+        serve_http(JwksDeps::build(config, ports)).await
+    })
 }

@@ -7,22 +7,23 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::entry::Entry;
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    let entry = Entry::start("key-rotation").await;
-    let config = entry.config(RotationConfig::from_env);
-    let ports = RotationPorts {
-        secrets: entry.secrets(),
-        clock: entry.clock(),
-        recorder: entry.recorder(),
-    };
-    let deps = RotationDeps::build(config, ports);
-    // Concurrent invocations on Lambda Managed Instances share the one set of dependencies
-    // (see `shared::entry::serve_http`); one at a time elsewhere.
-    let deps = std::sync::Arc::new(deps);
-    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
-        let deps = std::sync::Arc::clone(&deps);
-        async move { handle(event.payload, &deps).await }
-    }))
-    .await
+fn main() -> Result<(), lambda_runtime::Error> {
+    shared::entry::run(async {
+        let entry = Entry::start("key-rotation").await;
+        let config = entry.config(RotationConfig::from_env);
+        let ports = RotationPorts {
+            secrets: entry.secrets(),
+            clock: entry.clock(),
+            recorder: entry.recorder(),
+        };
+        let deps = RotationDeps::build(config, ports);
+        // Concurrent invocations on Lambda Managed Instances share the one set of dependencies
+        // (see `shared::entry::serve_http`); one at a time elsewhere.
+        let deps = std::sync::Arc::new(deps);
+        lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
+            let deps = std::sync::Arc::clone(&deps);
+            async move { handle(event.payload, &deps).await }
+        }))
+        .await
+    })
 }

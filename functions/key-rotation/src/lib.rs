@@ -236,36 +236,41 @@ fn describe(changes: &[Change]) -> Vec<Value> {
         .collect()
 }
 
-/// The scheduled run: the rotation, then its three reports. The reports read three different
-/// secrets and depend on nothing but the rotation having ended, so they are made together: one
-/// Secrets Manager round trip of waiting instead of three.
+/// The scheduled run: the rotation, then its three reports. The signing key's age comes from the
+/// key set the rotation read or wrote; the other two read two more secrets and depend on nothing
+/// but the rotation having ended, so they are made together: one Secrets Manager round trip of
+/// waiting instead of three.
 async fn scheduled(deps: &RotationDeps) -> Result<Value, RotationError> {
-    let result = rotate_on_schedule(deps).await;
+    let (outcome, current) = match rotate_on_schedule(deps).await {
+        Ok((answer, set)) => (Ok(answer), Some(set)),
+        Err(e) => (Err(e), None),
+    };
     tokio::join!(
-        report_signing_key_age(deps),
+        report_signing_key_age(deps, current),
         report_api_key_expiry(deps),
         report_webhook_secret_age(deps),
     );
-    result
+    outcome
 }
 
-/// Emits [`SIGNING_KEY_AGE_METRIC`]: the age of the key that signs now, read back after the
-/// run's own change, so that a rotation that keeps failing shows as a key growing older than
+/// Emits [`SIGNING_KEY_AGE_METRIC`]: the age of the key that signs now in `current`, the key set
+/// as the run left it (what it read, or what it wrote in its place), or read again when the
+/// rotation failed — so that a rotation that keeps failing shows as a key growing older than
 /// the rotation period. No key signing is logged as an error (the token mints refuse to mint).
-async fn report_signing_key_age(deps: &RotationDeps) {
-    let loaded = match deps.store.load().await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the key set; signing key age not reported");
-            return;
-        }
+async fn report_signing_key_age(deps: &RotationDeps, current: Option<KeySet>) {
+    let set = match current {
+        Some(set) => set,
+        None => match deps.store.load().await {
+            Ok(loaded) => loaded.set,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the key set; signing key age not reported");
+                return;
+            }
+        },
     };
     let now = deps.clock.now();
-    let Some(signer) = loaded.set.signer(now, &deps.config.keys.timings) else {
-        tracing::error!(
-            version = loaded.set.version,
-            "no key of the key set signs now"
-        );
+    let Some(signer) = set.signer(now, &deps.config.keys.timings) else {
+        tracing::error!(version = set.version, "no key of the key set signs now");
         return;
     };
     let age = now.since(signer.created_at);
@@ -346,7 +351,7 @@ const SCHEDULED_ATTEMPTS: u32 = 3;
 /// `opsctl`) is not an error: the run reads the key set again and plans from what the winner
 /// wrote, which usually leaves nothing to do. Only a writer that keeps winning, attempt after
 /// attempt, makes the run fail (and the schedule retry it).
-async fn rotate_on_schedule(deps: &RotationDeps) -> Result<Value, RotationError> {
+async fn rotate_on_schedule(deps: &RotationDeps) -> Result<(Value, KeySet), RotationError> {
     let mut attempt = 1;
     loop {
         match rotate_once(deps).await {
@@ -364,12 +369,14 @@ async fn rotate_on_schedule(deps: &RotationDeps) -> Result<Value, RotationError>
     }
 }
 
-async fn rotate_once(deps: &RotationDeps) -> Result<Value, RotationError> {
+/// One attempt: the answer, and the key set as it now stands in the secret.
+async fn rotate_once(deps: &RotationDeps) -> Result<(Value, KeySet), RotationError> {
     let now = deps.clock.now();
     let loaded = deps.store.load().await?;
     let Some((next, changes)) = plan(&loaded.set, now, &deps.config.keys.policy) else {
         tracing::info!(version = loaded.set.version, "key set up to date");
-        return Ok(json!({"action": "none", "version": loaded.set.version}));
+        let answer = json!({"action": "none", "version": loaded.set.version});
+        return Ok((answer, loaded.set));
     };
     deps.store.save(&loaded, &next).await?;
     if let Some(cache) = &deps.local_cache {
@@ -379,7 +386,8 @@ async fn rotate_once(deps: &RotationDeps) -> Result<Value, RotationError> {
     tracing::info!(version = next.version, changes = %serde_json::Value::from(described.clone()), "key set rotated");
     deps.recorder
         .emit("KeySetChanges", Unit::Count, changes.len() as f64, &[]);
-    Ok(json!({"action": "rotated", "version": next.version, "changes": described}))
+    let answer = json!({"action": "rotated", "version": next.version, "changes": described});
+    Ok((answer, next))
 }
 
 /// `finishSecret`, idempotent under retries and under concurrent changes of the key set:

@@ -339,13 +339,15 @@ impl shared::store::DueRecords for CountingStore {
     }
 }
 
-/// A secrets store that notes how many reads (`get`) are in flight at once: a test proves that
-/// independent reads overlap (each read yields before it reaches the store, so reads made
-/// together are all in flight before the first returns) without timing anything.
+/// A secrets store that notes how many reads (`get`) are made, by secret, and how many are in
+/// flight at once: a test proves that independent reads overlap (each read yields before it
+/// reaches the store, so reads made together are all in flight before the first returns) without
+/// timing anything.
 pub struct OverlapSecrets {
     inner: Arc<dyn SecretWriter>,
     in_flight: std::sync::atomic::AtomicUsize,
     most: std::sync::atomic::AtomicUsize,
+    reads: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
 }
 
 impl OverlapSecrets {
@@ -355,7 +357,16 @@ impl OverlapSecrets {
             inner,
             in_flight: 0.into(),
             most: 0.into(),
+            reads: std::sync::Mutex::default(),
         }
+    }
+
+    /// The reads of `name` so far.
+    pub fn reads_of(&self, name: &str) -> usize {
+        self.reads
+            .lock()
+            .map(|reads| reads.get(name).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// The most reads in flight at once so far, and the count back to zero.
@@ -372,6 +383,9 @@ impl shared::secrets::SecretSource for OverlapSecrets {
         stage: shared::secrets::Stage,
     ) -> Result<Option<shared::secrets::SecretVersion>, shared::secrets::SecretsError> {
         use std::sync::atomic::Ordering::SeqCst;
+        if let Ok(mut reads) = self.reads.lock() {
+            *reads.entry(name.to_string()).or_default() += 1;
+        }
         let now = self.in_flight.fetch_add(1, SeqCst) + 1;
         self.most.fetch_max(now, SeqCst);
         tokio::task::yield_now().await;

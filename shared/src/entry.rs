@@ -2,8 +2,8 @@
 //! metrics namespace (`METRICS_NAMESPACE`, default [`crate::telemetry::DEFAULT_NAMESPACE`]), the
 //! AWS SDK configuration and its clients, the function's configuration (a bad value stops the
 //! process with exit code 78 naming its variable), and — for the API functions — the
-//! `lambda_http` loop. A `main` is then: [`Entry::start`], the config, the ports, the function's
-//! `build`, run.
+//! `lambda_http` loop. A `main` is then, inside [`run`] (which picks the async runtime):
+//! [`Entry::start`], the config, the ports, the function's `build`, run.
 
 use std::sync::Arc;
 

@@ -5,12 +5,14 @@
 set -euo pipefail
 
 venv="${VENV:-.venv}"
-moto="$venv/bin/moto_server"
-[ -x "$moto" ] || { echo "with-moto: $moto not found; run 'make venv' first" >&2; exit 2; }
+python="$venv/bin/python"
+[ -x "$venv/bin/moto_server" ] || { echo "with-moto: moto not found in $venv; run 'make venv' first" >&2; exit 2; }
+# moto-atomic.py serves moto with each request atomic, as AWS serves each call (see its docstring).
+atomic="$(dirname "$0")/moto-atomic.py"
 
 port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 log="${TMPDIR:-/tmp}/moto-$port.log"
-"$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+"$python" "$atomic" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 cleanup() { kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -f "$log"; }
 trap cleanup EXIT INT TERM

@@ -372,6 +372,34 @@ async fn a_batch_writes_everything_or_nothing(f: Fixture) {
     assert_eq!((b1.version, b1.data), (Version(2), json!(10)));
 }
 
+async fn a_batch_that_fails_after_replacing_a_record_leaves_that_record_as_it_was(f: Fixture) {
+    let s = &f.store;
+    s.write(Write::Create(NewRecord::new(key("c1"), json!(1))))
+        .await
+        .unwrap();
+    s.write(Write::Create(NewRecord::new(key("c2"), json!(2))))
+        .await
+        .unwrap();
+    // The first write would land on its own; the second conflicts, so the first must be undone.
+    let err = s
+        .write_all(vec![
+            Write::Replace {
+                record: NewRecord::new(key("c1"), json!(10)),
+                expected: Version(1),
+            },
+            Write::Create(NewRecord::new(key("c2"), json!(20))),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::BatchConditionFailed { index: 1 }),
+        "{err:?}"
+    );
+    let c1 = s.get(&key("c1")).await.unwrap().unwrap();
+    assert_eq!((c1.version, c1.data), (Version(1), json!(1)));
+    assert_eq!(s.get(&key("c2")).await.unwrap().unwrap().data, json!(2));
+}
+
 async fn a_foreign_cursor_is_refused(f: Fixture) {
     let err = f
         .store
@@ -434,6 +462,7 @@ contract!(
     due_queries_return_only_due_records_in_order_page_by_page,
     a_record_leaves_the_due_queue_when_replaced_without_a_due_time,
     a_batch_writes_everything_or_nothing,
+    a_batch_that_fails_after_replacing_a_record_leaves_that_record_as_it_was,
     a_foreign_cursor_is_refused,
     keys_outside_the_test_kind_do_not_collide,
 );

@@ -24,6 +24,10 @@ makes it copy only the items the transaction names, and put those back on failur
 all-or-nothing result, as DynamoDB gives, at the cost of the transaction. The store contract
 suite's batch tests (a failed batch leaves created and replaced records as they were) run against
 it. moto is pinned in tests/requirements.txt; an upgrade must re-read `transact_write_items`.
+
+And one to its routing: to find which service a request is for, moto lists its own package
+directory (about 200 entries, each checked with `isdir`) twice per request. The directory does not
+change while the server runs, so `list_modules_once` lists it once.
 """
 
 import argparse
@@ -32,6 +36,7 @@ import os
 import threading
 import types
 
+import moto.backends as moto_backends
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -59,6 +64,12 @@ def atomic(app):
                     close()
 
     return serve
+
+
+def list_modules_once() -> None:
+    """Makes moto's list of its own service modules a constant (see above)."""
+    modules = tuple(moto_backends.list_of_moto_modules())
+    moto_backends.list_of_moto_modules = lambda: modules
 
 
 def snapshot_only_touched_items() -> None:
@@ -131,6 +142,7 @@ def main() -> None:
     # moto builds some of its answers (queue URLs and the like) from this, as moto_server does.
     os.environ.setdefault("MOTO_PORT", str(args.port))
     snapshot_only_touched_items()
+    list_modules_once()
     run_simple(
         args.host,
         args.port,

@@ -265,6 +265,11 @@ async fn cold_starts(
 
 /// The budgets `make bench` checks the figures against (the tests never time anything).
 const INIT_MEDIAN_BUDGET_MS: f64 = 6.0;
+/// The init budget as a multiple of a bare Rust function's init: 6 ms was set where a bare
+/// function started in 2.5 ms. A machine slower or noisier than that moves both medians, not
+/// their ratio, so the ratio is the figure to compare across machines and days.
+const INIT_BARE_REFERENCE_MS: f64 = 2.5;
+const INIT_RATIO_BUDGET: f64 = INIT_MEDIAN_BUDGET_MS / INIT_BARE_REFERENCE_MS;
 const FIRST_INVOCATION_BUDGET_MS: f64 = 25.0;
 const PEAK_RSS_BUDGET_MB: f64 = 12.0;
 const ZIP_BUDGET_MB: f64 = 5.0;
@@ -289,8 +294,9 @@ async fn bench(cli: &Cli, runs: usize) -> Result<(), EmuError> {
         SystemClock.now().to_rfc3339()
     );
     eprintln!(
-        "budgets (* = over): init median <= {INIT_MEDIAN_BUDGET_MS} ms, first invocation median \
-         <= {FIRST_INVOCATION_BUDGET_MS} ms, peak RSS <= {PEAK_RSS_BUDGET_MB} MB, zipped arm64 \
+        "budgets (* = over): init median <= {INIT_MEDIAN_BUDGET_MS} ms and <= {INIT_RATIO_BUDGET:.1} \
+         x bare (the budget was set where a bare function inits in {INIT_BARE_REFERENCE_MS} ms), \
+         first invocation median <= {FIRST_INVOCATION_BUDGET_MS} ms, peak RSS <= {PEAK_RSS_BUDGET_MB} MB, zipped arm64 \
          bootstrap <= {ZIP_BUDGET_MB} MB; \"x bare\" = init median / a bare Rust function's, \
          started the same way in this run"
     );
@@ -361,6 +367,7 @@ fn print_row(
     let init = Spread::of(&figures.init_ms);
     let first = Spread::of(&figures.first_ms);
     let warm = Spread::of(&figures.warm_ms).median;
+    let ratio = init.median / bare_init_ms;
     let rss_mb = figures
         .peak_rss_kib
         .iter()
@@ -376,9 +383,9 @@ fn print_row(
         None => "-".to_owned(),
     };
     eprintln!(
-        "{name:<26} {init:>16}{} {:>7.2} {first:>16}{} {warm:>8.2} {rss_mb:>7.1}{} {x86:>9.2} {arm:>10}",
+        "{name:<26} {init:>16}{} {ratio:>6.2}{} {first:>16}{} {warm:>8.2} {rss_mb:>7.1}{} {x86:>9.2} {arm:>10}",
         over(init.median, INIT_MEDIAN_BUDGET_MS),
-        init.median / bare_init_ms,
+        over(ratio, INIT_RATIO_BUDGET),
         over(first.median, FIRST_INVOCATION_BUDGET_MS),
         over(rss_mb, PEAK_RSS_BUDGET_MB),
     );

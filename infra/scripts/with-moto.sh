@@ -10,7 +10,7 @@ python="$venv/bin/python"
 # moto-atomic.py serves moto with each request atomic, as AWS serves each call (see its docstring).
 atomic="$(dirname "$0")/moto-atomic.py"
 
-port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 log="${TMPDIR:-/tmp}/moto-$port.log"
 "$python" "$atomic" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!

@@ -13,7 +13,7 @@ CARGO  ?= cargo
 # Extra flags for the devstack, e.g. `make dev ARGS="--port 3100"`.
 ARGS   ?=
 
-.PHONY: help dev test test-prerequisites checks test-build audit browser venv build-tools fmt lint features template-lint supply-chain bootstraps emulator invoke build unit bench clean
+.PHONY: help dev test test-prerequisites audit browser venv build-tools fmt lint features template-lint supply-chain bootstraps emulator invoke build unit bench clean
 
 # The functions' binaries (one per crate in functions/); the template maps them to its functions.
 FUNCTIONS := token-mint jwks key-rotation issue status-poller callback-receiver
@@ -30,25 +30,14 @@ dev: ## Run the devstack: every handler, the platform simulator, embedded storag
 	$(CARGO) run -p devstack -- $(ARGS)
 
 test: ## Run every test tier (installs its own tools first)
-	$(MAKE) --no-print-directory -j3 --output-sync=target test-prerequisites
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-prerequisites
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --all-targets
 	infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --doc
 
-# What runs before the tests, three at a time, the longest first: the checks (clippy, then the
-# per-function feature checks, in their own directory, CHECK_DIR), the test build (in the build
-# directory the tests and `make invoke` use) and the venv install (mostly downloads). The two cargo
-# lanes do not wait for each other's lock, and each fills the core the other leaves idle while
-# it waits for one large crate or a link. `--output-sync` keeps each step's output in one piece.
-test-prerequisites: checks test-build venv browser fmt template-lint supply-chain
-
-# Clippy, then the feature checks, one after the other: the feature checks reuse the dependencies
-# clippy checked (same check directory), where their feature sets agree.
-checks:
-	$(MAKE) --no-print-directory -j1 lint features
-
-# Everything the test run needs, compiled: every target of every crate, as one feature set.
-test-build:
-	$(CARGO) test --workspace --all-features --all-targets --no-run
+# What runs before the tests, two at a time: installing the venv (mostly downloads) overlaps
+# clippy (CPU), which needs nothing from it. The cargo steps still run one after another: they
+# share one build directory and its lock. `--output-sync` keeps each step's output in one piece.
+test-prerequisites: venv browser fmt lint features template-lint supply-chain
 
 venv: $(STAMP) ## Create .venv with the pinned Python tools
 
@@ -82,13 +71,13 @@ fmt: ## Check formatting
 	$(CARGO) fmt --all -- --check
 
 lint: ## Clippy on every target, warnings are errors
-	CARGO_TARGET_DIR=$(CHECK_DIR) $(CARGO) clippy --workspace --all-features --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-features --all-targets -- -D warnings
 
 # `sam build` compiles each function alone, with only the shared crate's features it names; the
 # workspace builds above unify them all. This catches shared code that uses a feature-gated module
 # without its feature (a binary that would build here and fail to deploy).
 features: ## Each function's binary checked alone, with only its own features (as sam build builds it)
-	for f in $(FUNCTIONS); do CARGO_TARGET_DIR=$(CHECK_DIR) $(CARGO) check --quiet --bins -p $$f; done
+	for f in $(FUNCTIONS); do $(CARGO) check --quiet --bins -p $$f; done
 
 # The SAM transform itself also runs, offline, with the default parameters and with every optional
 # feature switched on: cfn-lint and sam validate accept some templates the transform then refuses.
@@ -147,9 +136,6 @@ PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 RELEASE_BOOTSTRAPS := $(CARGO) build --release --bins $(addprefix -p ,$(FUNCTIONS)) -p lambda-emu
 DEV_BOOTSTRAPS     := $(CARGO) build --workspace --all-features --all-targets
 TARGET_DIR         := $(or $(CARGO_TARGET_DIR),target)
-# Where clippy and the feature checks keep their output (metadata only): apart from the builds', so
-# that checking and building can run at once (`make test`).
-CHECK_DIR          := $(TARGET_DIR)/check
 EMU_DIR            := $(TARGET_DIR)/$(if $(filter release,$(PROFILE)),release,debug)
 
 emulator: venv ## Only the emulator tier (PROFILE=release for the release bootstraps)

@@ -19,6 +19,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use lambda_emu::{EmuError, Emulator, LocalWorld, Template, resign};
 use serde_json::Value;
+use shared::config::{EnvReader, MapEnv};
+use shared::due_queue::{PollShards, SweepEvery};
 
 /// Run the template's functions under the Lambda emulator.
 #[derive(Debug, Parser)]
@@ -61,6 +63,10 @@ enum Command {
         /// Cold starts per function.
         #[arg(long, default_value_t = 15)]
         runs: usize,
+        /// Only these functions (logical ids, e.g. `StatusPollerFunction`; repeatable). The bare
+        /// function is always measured, as the baseline.
+        #[arg(long = "only")]
+        only: Vec<String>,
     },
 }
 
@@ -222,6 +228,50 @@ const WARM_INVOCATIONS: usize = 5;
 /// Cold-starts `bootstrap` `runs` times; each time invokes it once cold and
 /// [`WARM_INVOCATIONS`] times warm with the event `event` builds (signed afresh, each with its
 /// own timestamp so that replay protection lets every one through), then reads its peak RSS.
+/// The status poller lists every possible shard (65 queues, where a routine run lists 9) in the
+/// first minute of each `POLL_SWEEP_MINUTES` window. How long to wait, before a cold start at
+/// `now` (epoch seconds), so that no second of the next `ahead` falls in such a minute: without
+/// it, the poller's figures would depend on the minute `make bench` happens to run in. Zero when
+/// no sweep minute is near, or when every minute sweeps (`POLL_SWEEP_MINUTES=1`).
+fn sweep_pause(sweep: SweepEvery, now: i64, ahead: i64) -> std::time::Duration {
+    let Some(shards) = PollShards::new(1) else {
+        return std::time::Duration::ZERO;
+    };
+    let sweeps = |t: i64| {
+        sweep
+            .listing(shards, shared::clock::Timestamp::from_secs(t))
+            .is_sweep()
+    };
+    if sweep.minutes() <= 1 {
+        return std::time::Duration::ZERO;
+    }
+    match (now..=now.saturating_add(ahead)).find(|t| sweeps(*t)) {
+        Some(hit) => {
+            let minute_ends = (hit.div_euclid(60) + 1) * 60;
+            std::time::Duration::from_secs(u64::try_from(minute_ends - now).unwrap_or(0))
+        }
+        None => std::time::Duration::ZERO,
+    }
+}
+
+/// The seconds one cold start of the poller, with its warm invocations, is given to end before a
+/// sweep minute (one takes well under one second here).
+const POLLER_COLD_START_SECS: i64 = 10;
+
+/// How long to wait before each cold start of `spec`: [`sweep_pause`] for the poller, with its
+/// `POLL_SWEEP_MINUTES` from the template's environment; nothing for the others.
+fn pause_before_cold_start(
+    spec: &lambda_emu::FunctionSpec,
+) -> Result<Option<SweepEvery>, EmuError> {
+    if spec.binary != "status-poller" {
+        return Ok(None);
+    }
+    let env = MapEnv(spec.env.clone().into_iter().collect());
+    SweepEvery::from_env(&EnvReader::new(&env))
+        .map(Some)
+        .map_err(|e| EmuError::Missing(e.to_string()))
+}
+
 async fn cold_starts(
     rie: &Path,
     bootstrap: &Path,
@@ -231,7 +281,18 @@ async fn cold_starts(
     runs: usize,
 ) -> Result<ColdStarts, EmuError> {
     let mut out = ColdStarts::default();
+    let sweep = pause_before_cold_start(spec)?;
     for _ in 0..runs {
+        if let Some(sweep) = sweep {
+            let wait = sweep_pause(sweep, now_secs(), POLLER_COLD_START_SECS);
+            if !wait.is_zero() {
+                eprintln!(
+                    "(waiting {} s: the poller sweeps every shard in this minute)",
+                    wait.as_secs()
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
         let emulator = Emulator::start(rie, bootstrap, spec, &world.extra_env())?;
         for n in 0..=WARM_INVOCATIONS {
             let mut e = event()?;
@@ -279,14 +340,35 @@ fn over(value: f64, budget: f64) -> &'static str {
     if value > budget { "*" } else { " " }
 }
 
-async fn bench(cli: &Cli, runs: usize) -> Result<(), EmuError> {
+/// The template's functions (logical id, binary) that `only` names, in the template's order; all
+/// of them when `only` is empty. A name that is no function of the template is an error, not an
+/// empty run.
+fn selected(
+    functions: Vec<(String, String)>,
+    only: &[String],
+) -> Result<Vec<(String, String)>, EmuError> {
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| !functions.iter().any(|(id, _)| id == *name))
+    {
+        return Err(EmuError::Missing(format!(
+            "no function {unknown:?} in the template"
+        )));
+    }
+    Ok(functions
+        .into_iter()
+        .filter(|(id, _)| only.is_empty() || only.contains(id))
+        .collect())
+}
+
+async fn bench(cli: &Cli, runs: usize, only: &[String]) -> Result<(), EmuError> {
     use shared::clock::{Clock as _, SystemClock};
 
     let template = Template::load(&cli.template)?;
     let rie = lambda_emu::find_rie(&cli.venv)?;
+    let functions = selected(template.functions()?, only)?;
     let world = LocalWorld::start(&cli.table).await?;
     let root = PathBuf::from(".");
-    let functions = template.functions()?;
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     eprintln!(
         "cold starts under the Lambda emulator on moto, {} ({cores} cores), {runs} per function, \
@@ -418,7 +500,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Bench { runs } => match bench(&cli, *runs).await {
+        Command::Bench { runs, only } => match bench(&cli, *runs, only).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("lambda-emu: {e}");
@@ -431,6 +513,76 @@ async fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn two_functions() -> Vec<(String, String)> {
+        vec![
+            ("IssueFunction".into(), "issue".into()),
+            ("StatusPollerFunction".into(), "status-poller".into()),
+        ]
+    }
+
+    fn every(minutes: u16) -> SweepEvery {
+        SweepEvery::new(minutes).unwrap()
+    }
+
+    // 2026-12-07 10:00:00 UTC: a minute that a ten-minute sweep falls in.
+    const TEN_O_CLOCK: i64 = 1_796_637_600;
+
+    #[test]
+    fn a_cold_start_far_from_a_sweep_minute_does_not_wait() {
+        let at = TEN_O_CLOCK + 5 * 60 + 30;
+        assert_eq!(sweep_pause(every(10), at, 10), std::time::Duration::ZERO);
+    }
+
+    #[test]
+    fn a_cold_start_in_a_sweep_minute_waits_for_its_end() {
+        let at = TEN_O_CLOCK + 12;
+        assert_eq!(
+            sweep_pause(every(10), at, 10),
+            std::time::Duration::from_secs(48)
+        );
+    }
+
+    #[test]
+    fn a_cold_start_that_would_run_into_a_sweep_minute_waits_past_it() {
+        let at = TEN_O_CLOCK - 5;
+        assert_eq!(
+            sweep_pause(every(10), at, 10),
+            std::time::Duration::from_secs(65)
+        );
+    }
+
+    #[test]
+    fn when_every_minute_sweeps_no_cold_start_waits() {
+        assert_eq!(
+            sweep_pause(every(1), TEN_O_CLOCK, 10),
+            std::time::Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_bench_without_a_selection_measures_every_function() {
+        assert_eq!(selected(two_functions(), &[]).unwrap(), two_functions());
+    }
+
+    #[test]
+    fn a_bench_measures_only_the_functions_it_is_given() {
+        let only = ["StatusPollerFunction".to_owned()];
+        assert_eq!(
+            selected(two_functions(), &only).unwrap(),
+            vec![(
+                "StatusPollerFunction".to_owned(),
+                "status-poller".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_bench_of_a_function_the_template_lacks_is_refused() {
+        let only = ["StatusPoller".to_owned()];
+        let err = selected(two_functions(), &only).unwrap_err();
+        assert!(err.to_string().contains("StatusPoller"), "{err}");
+    }
 
     #[test]
     fn the_init_duration_is_read_from_the_emulators_init_report() {

@@ -95,15 +95,59 @@ pub fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// The loader [`load`] runs: the environment's settings, [`timeouts`] and the HTTPS client of
-/// [`SdkTrustStore`] (`SDK_TRUST_STORE`; a bad value stops the process with exit code 78).
+/// Where the SDK's region and credentials come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The process environment (`AWS_REGION` or `AWS_DEFAULT_REGION`; `AWS_ACCESS_KEY_ID` with
+    /// `AWS_SECRET_ACCESS_KEY` and, where set, `AWS_SESSION_TOKEN`).
+    Environment,
+    /// The SDK's default chain: the environment, then the shared config files, then (for
+    /// credentials) web identity, the container endpoint and instance metadata.
+    DefaultChain,
+}
+
+/// Where [`loader`] takes the region and the credentials from, for the environment `r`.
+///
+/// The SDK's default chains try the environment first, and a value found there ends the chain:
+/// with the variables set, this picks what the chains would pick. It only skips building the
+/// rest of each chain, which the SDK does before asking the first provider: an STS client for
+/// web identity (its endpoint rules parsed from JSON, their region patterns compiled) and an
+/// instance-metadata client. Lambda always sets these variables, so every function's start-up
+/// skips that work (docs/benchmarks.md "Cold starts"); without them, the default chains run.
+pub fn sources(r: &EnvReader<'_>) -> (Source, Source) {
+    let set = |name: &str| r.optional(name).is_some_and(|v| !v.trim().is_empty());
+    let region = if set("AWS_REGION") || set("AWS_DEFAULT_REGION") {
+        Source::Environment
+    } else {
+        Source::DefaultChain
+    };
+    let credentials = if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
+        Source::Environment
+    } else {
+        Source::DefaultChain
+    };
+    (region, credentials)
+}
+
+/// The loader [`load`] runs: the environment's settings, [`timeouts`], the HTTPS client of
+/// [`SdkTrustStore`] (`SDK_TRUST_STORE`; a bad value stops the process with exit code 78), and the
+/// region and credentials from where [`sources`] says.
 pub fn loader() -> aws_config::ConfigLoader {
-    let client = crate::config::or_exit(
-        SdkTrustStore::from_env(&EnvReader::new(&ProcessEnv)).and_then(http_client),
-    );
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let env = EnvReader::new(&ProcessEnv);
+    let client = crate::config::or_exit(SdkTrustStore::from_env(&env).and_then(http_client));
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts())
-        .http_client(client)
+        .http_client(client);
+    let (region, credentials) = sources(&env);
+    if region == Source::Environment {
+        loader = loader.region(aws_config::environment::EnvironmentVariableRegionProvider::new());
+    }
+    if credentials == Source::Environment {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    loader
 }
 
 /// Loads the shared SDK configuration from the environment.
@@ -114,6 +158,50 @@ pub async fn load() -> SdkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sources_for(pairs: Vec<(&str, &str)>) -> (Source, Source) {
+        use crate::config::MapEnv;
+        sources(&EnvReader::new(&MapEnv::from_pairs(pairs)))
+    }
+
+    #[test]
+    fn with_lambdas_variables_the_region_and_the_credentials_come_from_the_environment() {
+        let lambda = vec![
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "example"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ];
+        assert_eq!(
+            sources_for(lambda),
+            (Source::Environment, Source::Environment)
+        );
+        assert_eq!(
+            sources_for(vec![("AWS_DEFAULT_REGION", "eu-west-1")]).0,
+            Source::Environment
+        );
+    }
+
+    #[test]
+    fn without_them_the_default_chains_are_asked() {
+        assert_eq!(
+            sources_for(vec![]),
+            (Source::DefaultChain, Source::DefaultChain)
+        );
+        // A key id without its secret, or empty values, are no credentials: the chain decides.
+        assert_eq!(
+            sources_for(vec![("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE")]).1,
+            Source::DefaultChain
+        );
+        assert_eq!(
+            sources_for(vec![
+                ("AWS_REGION", " "),
+                ("AWS_ACCESS_KEY_ID", ""),
+                ("AWS_SECRET_ACCESS_KEY", "example"),
+            ]),
+            (Source::DefaultChain, Source::DefaultChain)
+        );
+    }
 
     #[test]
     fn the_trust_store_is_amazons_unless_the_system_one_is_asked_for() {

@@ -62,7 +62,8 @@ pub struct Entry {
 
 impl Entry {
     /// Installs the JSON log subscriber for `service`, then reads the namespace and loads the SDK
-    /// configuration from the environment (no network call: credentials resolve on first use).
+    /// configuration from the environment (no network call: credentials resolve on first use;
+    /// on Lambda the region and credentials are read from its variables, [`crate::aws::sources`]).
     pub async fn start(service: &'static str) -> Self {
         crate::telemetry::init(service);
         let namespace = crate::telemetry::namespace(&EnvReader::new(&ProcessEnv));

@@ -13,7 +13,7 @@ CARGO  ?= cargo
 # Extra flags for the devstack, e.g. `make dev ARGS="--port 3100"`.
 ARGS   ?=
 
-.PHONY: help dev test test-prerequisites test-run audit browser venv build-tools fmt lint features template-lint supply-chain bootstraps emulator invoke build unit bench clean
+.PHONY: help dev test test-prerequisites audit browser venv build-tools fmt lint features template-lint supply-chain bootstraps emulator invoke build unit bench clean
 
 # The functions' binaries (one per crate in functions/); the template maps them to its functions.
 FUNCTIONS := token-mint jwks key-rotation issue status-poller callback-receiver
@@ -31,20 +31,13 @@ dev: ## Run the devstack: every handler, the platform simulator, embedded storag
 
 test: ## Run every test tier (installs its own tools first)
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-prerequisites
-	$(CARGO) test --workspace --all-features --all-targets --no-run
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-run features
-
-# What runs before the test build, two at a time: installing the venv (mostly downloads) overlaps
-# clippy (CPU), which needs nothing from it. The cargo steps run one after another: they share
-# one build directory and its lock, and a build beside another only slows both on two cores.
-# The per-function feature checks run beside the tests instead, which mostly wait for moto (one
-# Python process) and leave a core idle. `--output-sync` keeps each step's output in one piece.
-test-prerequisites: venv browser fmt lint template-lint supply-chain
-
-# Every test tier, on what the test build compiled.
-test-run: venv
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --all-targets
 	infra/scripts/with-moto.sh $(CARGO) test --workspace --all-features --doc
+
+# What runs before the tests, two at a time: installing the venv (mostly downloads) overlaps
+# clippy (CPU), which needs nothing from it. The cargo steps still run one after another: they
+# share one build directory and its lock. `--output-sync` keeps each step's output in one piece.
+test-prerequisites: venv browser fmt lint features template-lint supply-chain
 
 venv: $(STAMP) ## Create .venv with the pinned Python tools
 

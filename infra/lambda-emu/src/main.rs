@@ -225,14 +225,13 @@ struct ColdStarts {
 /// Warm invocations after each cold start's first one.
 const WARM_INVOCATIONS: usize = 5;
 
-/// Cold-starts `bootstrap` `runs` times; each time invokes it once cold and
-/// [`WARM_INVOCATIONS`] times warm with the event `event` builds (signed afresh, each with its
-/// own timestamp so that replay protection lets every one through), then reads its peak RSS.
 /// The status poller lists every possible shard (65 queues, where a routine run lists 9) in the
 /// first minute of each `POLL_SWEEP_MINUTES` window. How long to wait, before a cold start at
 /// `now` (epoch seconds), so that no second of the next `ahead` falls in such a minute: without
 /// it, the poller's figures would depend on the minute `make bench` happens to run in. Zero when
-/// no sweep minute is near, or when every minute sweeps (`POLL_SWEEP_MINUTES=1`).
+/// no sweep minute is near, or when every minute sweeps (`POLL_SWEEP_MINUTES=1`). After a wait,
+/// the next sweep minute is `POLL_SWEEP_MINUTES - 1` minutes away, so `ahead` must stay well
+/// under that ([`POLLER_COLD_START_SECS`] does).
 fn sweep_pause(sweep: SweepEvery, now: i64, ahead: i64) -> std::time::Duration {
     let Some(shards) = PollShards::new(1) else {
         return std::time::Duration::ZERO;
@@ -258,11 +257,9 @@ fn sweep_pause(sweep: SweepEvery, now: i64, ahead: i64) -> std::time::Duration {
 /// sweep minute (one takes well under one second here).
 const POLLER_COLD_START_SECS: i64 = 10;
 
-/// How long to wait before each cold start of `spec`: [`sweep_pause`] for the poller, with its
-/// `POLL_SWEEP_MINUTES` from the template's environment; nothing for the others.
-fn pause_before_cold_start(
-    spec: &lambda_emu::FunctionSpec,
-) -> Result<Option<SweepEvery>, EmuError> {
+/// The sweep interval [`cold_starts`] waits out for `spec`: the poller's `POLL_SWEEP_MINUTES` from
+/// the template's environment; none for the other functions.
+fn poller_sweep(spec: &lambda_emu::FunctionSpec) -> Result<Option<SweepEvery>, EmuError> {
     if spec.binary != "status-poller" {
         return Ok(None);
     }
@@ -272,6 +269,10 @@ fn pause_before_cold_start(
         .map_err(|e| EmuError::Missing(e.to_string()))
 }
 
+/// Cold-starts `bootstrap` `runs` times; each time invokes it once cold and
+/// [`WARM_INVOCATIONS`] times warm with the event `event` builds (signed afresh, each with its
+/// own timestamp so that replay protection lets every one through), then reads its peak RSS.
+/// With `sweep` (the poller's), each cold start first waits out a sweep minute ([`sweep_pause`]).
 async fn cold_starts(
     rie: &Path,
     bootstrap: &Path,
@@ -279,9 +280,9 @@ async fn cold_starts(
     world: &LocalWorld,
     event: &dyn Fn() -> Result<Value, EmuError>,
     runs: usize,
+    sweep: Option<SweepEvery>,
 ) -> Result<ColdStarts, EmuError> {
     let mut out = ColdStarts::default();
-    let sweep = pause_before_cold_start(spec)?;
     for _ in 0..runs {
         if let Some(sweep) = sweep {
             let wait = sweep_pause(sweep, now_secs(), POLLER_COLD_START_SECS);
@@ -406,6 +407,8 @@ async fn bench(cli: &Cli, runs: usize, only: &[String]) -> Result<(), EmuError> 
         &world,
         &|| Ok(serde_json::json!({})),
         runs,
+        // The baseline reads none of the spec's environment, the poller's included.
+        None,
     )
     .await?;
     let bare_init = Spread::of(&bare.init_ms).median;
@@ -427,6 +430,7 @@ async fn bench(cli: &Cli, runs: usize, only: &[String]) -> Result<(), EmuError> 
             &world,
             &|| lambda_emu::read_event(&event_file),
             runs,
+            poller_sweep(&spec)?,
         )
         .await?;
         // What `make build` produced for Lambda, when it has been run.
@@ -558,6 +562,35 @@ mod tests {
             sweep_pause(every(1), TEN_O_CLOCK, 10),
             std::time::Duration::ZERO
         );
+    }
+
+    fn spec(binary: &str, env: &[(&str, &str)]) -> lambda_emu::FunctionSpec {
+        lambda_emu::FunctionSpec {
+            logical_id: "F".into(),
+            binary: binary.into(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            timeout_secs: 10,
+            memory_mb: 256,
+            handler: "bootstrap".into(),
+            runtime: "provided.al2023".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_pollers_cold_starts_wait_out_its_sweeps_at_its_own_interval() {
+        assert_eq!(poller_sweep(&spec("issue", &[])).unwrap(), None);
+        assert_eq!(
+            poller_sweep(&spec("status-poller", &[])).unwrap(),
+            Some(SweepEvery::default())
+        );
+        assert_eq!(
+            poller_sweep(&spec("status-poller", &[("POLL_SWEEP_MINUTES", "30")])).unwrap(),
+            Some(every(30))
+        );
+        assert!(poller_sweep(&spec("status-poller", &[("POLL_SWEEP_MINUTES", "0")])).is_err());
     }
 
     #[test]

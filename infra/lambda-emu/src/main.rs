@@ -381,15 +381,17 @@ async fn bench(cli: &Cli, runs: usize, only: &[String]) -> Result<(), EmuError> 
          x bare (the budget was set where a bare function inits in {INIT_BARE_REFERENCE_MS} ms), \
          first invocation median <= {FIRST_INVOCATION_BUDGET_MS} ms, peak RSS <= {PEAK_RSS_BUDGET_MB} MB, zipped arm64 \
          bootstrap <= {ZIP_BUDGET_MB} MB; \"x bare\" = init median / a bare Rust function's, \
-         started the same way in this run"
+         started the same way in this run; \"1st-warm\" = first invocation median - warm median, \
+         what a cold start adds to the invocation's own work"
     );
     eprintln!(
-        "{:<26} {:>17} {:>7} {:>17} {:>8} {:>8} {:>9} {:>10}",
+        "{:<26} {:>17} {:>7} {:>17} {:>8} {:>8} {:>8} {:>9} {:>10}",
         "function",
         "init ms min/p50/max",
         "x bare",
         "first ms min/p50/max",
         "warm p50",
+        "1st-warm",
         "RSS MB",
         "zip x86",
         "zip arm64"
@@ -453,6 +455,7 @@ fn print_row(
     let init = Spread::of(&figures.init_ms);
     let first = Spread::of(&figures.first_ms);
     let warm = Spread::of(&figures.warm_ms).median;
+    let cold_part = first.median - warm;
     let ratio = init.median / bare_init_ms;
     let rss_mb = figures
         .peak_rss_kib
@@ -469,7 +472,7 @@ fn print_row(
         None => "-".to_owned(),
     };
     eprintln!(
-        "{name:<26} {init:>16}{} {ratio:>6.2}{} {first:>16}{} {warm:>8.2} {rss_mb:>7.1}{} {x86:>9.2} {arm:>10}",
+        "{name:<26} {init:>16}{} {ratio:>6.2}{} {first:>16}{} {warm:>8.2} {cold_part:>8.2} {rss_mb:>7.1}{} {x86:>9.2} {arm:>10}",
         over(init.median, INIT_MEDIAN_BUDGET_MS),
         over(ratio, INIT_RATIO_BUDGET),
         over(first.median, FIRST_INVOCATION_BUDGET_MS),

@@ -79,23 +79,21 @@ lint: ## Clippy on every target, warnings are errors
 features: ## Each function's binary checked alone, with only its own features (as sam build builds it)
 	for f in $(FUNCTIONS); do $(CARGO) check --quiet --bins -p $$f; done
 
-# The SAM transform itself also runs, offline, with the default parameters and with every optional
-# feature switched on: cfn-lint and sam validate accept some templates the transform then refuses.
+# The transforms themselves also run, offline, with the default parameters, with every optional
+# feature switched on, and with that on Lambda Managed Instances (infra/scripts/sam-transform.py
+# also checks that every function runs on the capacity provider there, and on none elsewhere):
+# cfn-lint and sam validate accept some templates the transform then refuses.
 TRANSFORM_SET := PollerShardGroups=4 UserIssueTokens=true TokenMintReservedConcurrency=5 \
 	AllowedOrigins=https://app.example.com CustomDomainName=api.example.com \
 	CustomDomainCertificateArn=arn:aws:acm:us-east-1:123456789012:certificate/abc \
 	CustomDomainHostedZoneId=Z123 CustomDomainBasePath=partner
-# The Lambda Managed Instances variant (infra/scripts/managed-instances.py), written and transformed
-# with a placeholder provider ARN so that template.yaml cannot drift from what the variant needs.
-MI_TEMPLATE := .test-run/template.managed-instances.json
-template-lint: venv ## cfn-lint, sam validate --lint and the SAM transform on template.yaml and its Managed Instances variant, and the OpenAPI spec; any finding fails
+MI_SET := CapacityProviderArn=arn:aws:lambda:us-east-1:123456789012:capacity-provider:lint \
+	ManagedInstancesMaxConcurrency=64 ManagedInstancesMemoryGiBPerVCpu=4
+template-lint: venv ## cfn-lint, sam validate --lint and the transforms on template.yaml (standard Lambda and Managed Instances), and the OpenAPI spec; any finding fails
 	$(AWS_OFFLINE) $(VENV)/bin/cfn-lint template.yaml
 	$(AWS_OFFLINE) $(VENV)/bin/sam validate --lint --template template.yaml
-	$(AWS_OFFLINE) $(VENV)/bin/python infra/scripts/sam-transform.py template.yaml --set $(TRANSFORM_SET)
-	@mkdir -p $(dir $(MI_TEMPLATE))
-	$(AWS_OFFLINE) $(VENV)/bin/python infra/scripts/managed-instances.py template.yaml $(MI_TEMPLATE) \
-		--capacity-provider-arn arn:aws:lambda:us-east-1:123456789012:capacity-provider:lint
-	$(AWS_OFFLINE) $(VENV)/bin/python infra/scripts/sam-transform.py $(MI_TEMPLATE) --on-capacity-provider --set $(TRANSFORM_SET)
+	$(AWS_OFFLINE) $(VENV)/bin/python infra/scripts/sam-transform.py template.yaml \
+		--set $(TRANSFORM_SET) --set $(TRANSFORM_SET) $(MI_SET) --set $(MI_SET)
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
 # The dependency check: cargo-deny, pinned, built once per machine from crates.io (--locked) into a

@@ -233,12 +233,18 @@ impl Template {
                 .and_then(|p| p.get(key))
                 .or_else(|| globals.and_then(|g| g.get(key)))
         };
+        // A number as written, or chosen by `!If` (MemorySize on Lambda Managed Instances).
         let number = |key: &str, default: u64| -> Result<u64, EmuError> {
+            let not_a_number =
+                || EmuError::Template(format!("{logical_id}: {key} is not a number"));
             match pick(key) {
                 None => Ok(default),
-                Some(v) => v.as_u64().ok_or_else(|| {
-                    EmuError::Template(format!("{logical_id}: {key} is not a number"))
-                }),
+                Some(v) => match resolve(v, refs)
+                    .map_err(|e| EmuError::Template(format!("{logical_id}: {key}: {e}")))?
+                {
+                    Resolved::Text(t) => t.parse().map_err(|_| not_a_number()),
+                    Resolved::NoValue => Ok(default),
+                },
             }
         };
         let text = |key: &str| -> Result<String, EmuError> {
@@ -358,6 +364,7 @@ Globals:
     Runtime: provided.al2023
     Handler: bootstrap
     Timeout: 10
+    MemorySize: !If [OnManagedInstances, 2048, 256]
     Environment:
       Variables:
         NAMESPACE: !Ref Namespace
@@ -395,6 +402,7 @@ Resources:
             .value("Table", "records")
             .value("Programs", "[]")
             .condition("HasPrograms", false)
+            .condition("OnManagedInstances", false)
     }
 
     #[test]
@@ -416,6 +424,31 @@ Resources:
         );
         let g = t.function("TwoFunction", &refs()).unwrap();
         assert_eq!(g.timeout_secs, 10, "the global timeout applies");
+        assert_eq!(
+            g.memory_mb, 256,
+            "the global memory, chosen by its condition"
+        );
+    }
+
+    #[test]
+    fn a_memory_size_chosen_by_a_condition_follows_the_condition() {
+        let t = Template::parse(TEMPLATE).unwrap();
+        let managed = refs().condition("OnManagedInstances", true);
+        assert_eq!(t.function("TwoFunction", &managed).unwrap().memory_mb, 2048);
+        assert_eq!(
+            t.function("OneFunction", &managed).unwrap().memory_mb,
+            512,
+            "a function's own size wins over the global one"
+        );
+        let unset = Refs::new()
+            .value("Namespace", "ns")
+            .value("Table", "records")
+            .condition("HasPrograms", false);
+        let err = t.function("TwoFunction", &unset).unwrap_err().to_string();
+        assert!(
+            err.contains("MemorySize") && err.contains("OnManagedInstances"),
+            "{err}"
+        );
     }
 
     #[test]

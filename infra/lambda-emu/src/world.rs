@@ -166,6 +166,9 @@ impl LocalWorld {
             .condition("HasPrograms", false)
             .condition("HasAllowedOrigins", false)
             .condition("HasCallbackRoutes", false)
+            // The standard deployment: Lambda Managed Instances (one process taking several
+            // invocations at once) are run by `ConcurrentFunction` with a concurrency of its own.
+            .condition("OnManagedInstances", false)
     }
 
     /// What the bootstraps need beyond the template: the AWS endpoint and dummy credentials of

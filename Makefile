@@ -81,7 +81,8 @@ features: ## Each function's binary checked alone, with only its own features (a
 
 # The transforms themselves also run, offline, with the default parameters, with every optional
 # feature switched on, and with that on Lambda Managed Instances (infra/scripts/sam-transform.py
-# also checks that every function runs on the capacity provider there, and on none elsewhere):
+# also checks that every function runs on the capacity provider there, with at least 2,048 MB,
+# and on none elsewhere; the last set leaves the memory per vCPU to the provider):
 # cfn-lint and sam validate accept some templates the transform then refuses.
 TRANSFORM_SET := PollerShardGroups=4 UserIssueTokens=true TokenMintReservedConcurrency=5 \
 	AllowedOrigins=https://app.example.com CustomDomainName=api.example.com \
@@ -93,7 +94,10 @@ template-lint: venv ## cfn-lint, sam validate --lint and the transforms on templ
 	$(AWS_OFFLINE) $(VENV)/bin/cfn-lint template.yaml
 	$(AWS_OFFLINE) $(VENV)/bin/sam validate --lint --template template.yaml
 	$(AWS_OFFLINE) $(VENV)/bin/python infra/scripts/sam-transform.py template.yaml \
-		--set $(TRANSFORM_SET) --set $(TRANSFORM_SET) $(MI_SET) --set $(MI_SET)
+		--set $(TRANSFORM_SET) --set $(TRANSFORM_SET) $(MI_SET) --set $(MI_SET) \
+		--set $(firstword $(MI_SET))
+	@# The script's own checks are tested: template.yaml broken in each way they exist for.
+	$(AWS_OFFLINE) $(VENV)/bin/python -m unittest --quiet infra/scripts/test_sam_transform.py
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
 # The dependency check: cargo-deny, pinned, built once per machine from crates.io (--locked) into a

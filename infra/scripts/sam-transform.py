@@ -1,4 +1,4 @@
-"""Runs the template's transforms on template.yaml offline, as `sam deploy` has CloudFormation run them.
+"""Runs template.yaml's transforms offline, as `sam deploy` has CloudFormation run them.
 
 `cfn-lint` and `sam validate --lint` lint the template but do not always run every check of the
 transform (it validates some properties, e.g. CapacityProviderConfig, before resolving their
@@ -7,17 +7,19 @@ transforms themselves, with the template's default parameters and with each para
 as NAME=VALUE arguments (one set per `--set`), and fails on any error they report.
 
 CloudFormation runs a template's transforms in the order it lists them, each with the stack's
-parameter values. When `AWS::LanguageExtensions` comes first, as in template.yaml, it runs first
-here too: the SAM CLI's own copy of it (pinned in tests/requirements.txt) resolves what it can
-from the parameters (`!If` on a parameter's condition among them), and the SAM transform then
-gets what it would get from CloudFormation.
+parameter values. When `AWS::LanguageExtensions` is listed, it must come before the SAM
+transform (this fails otherwise, as the SAM transform would refuse what it has not resolved);
+it is approximated here by the SAM CLI's own port of it (pinned in tests/requirements.txt),
+which resolves what it can from the parameters, `!If` on a parameter's condition among them.
+The port is not the hosted transform: it leaves some `!Sub` strings half resolved and empties
+the properties of resources whose condition is false, which changes nothing this checks.
 
 The functions' CodeUri (a local folder that `sam build` replaces) is swapped for an S3 URI first,
 as `sam deploy` uploads it; nothing is sent anywhere.
 
 Each set is also checked for where the functions run: with a non-empty `CapacityProviderArn`,
 every function the transform writes must be on that capacity provider (Lambda Managed
-Instances); without one, none may be.
+Instances) with at least 2,048 MB; without one, none may be.
 """
 
 import os
@@ -26,6 +28,9 @@ import sys
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from cfnlint.decode import decode  # noqa: E402
+from samcli.commands.validate.lib.exceptions import (  # noqa: E402
+    InvalidSamDocumentException as PortError,
+)
 from samcli.lib.cfn_language_extensions.sam_integration import (  # noqa: E402
     AWS_LANGUAGE_EXTENSIONS_TRANSFORM,
     expand_language_extensions,
@@ -78,29 +83,48 @@ def with_language_extensions(template, parameters):
     }
     values.update(parameters)
     values.update(PSEUDO_PARAMETERS)
-    return expand_language_extensions(template, parameter_values=values, enabled=True).expanded_template
+    expanded = expand_language_extensions(template, parameter_values=values, enabled=True)
+    return expanded.expanded_template
 
 
 def capacity_providers(output):
     """Each function of a transformed template, with the capacity provider it runs on (or None)."""
+    def arn(properties):
+        if "CapacityProviderConfig" not in properties:
+            return None
+        config = properties["CapacityProviderConfig"].get(
+            "LambdaManagedInstancesCapacityProviderConfig", {}
+        )
+        return config.get("CapacityProviderArn", "")
+
     return {
-        name: resource.get("Properties", {})
-        .get("CapacityProviderConfig", {})
-        .get("LambdaManagedInstancesCapacityProviderConfig", {})
-        .get("CapacityProviderArn")
+        name: arn(resource.get("Properties", {}))
         for name, resource in output.get("Resources", {}).items()
         if resource.get("Type") == "AWS::Lambda::Function"
     }
 
 
+# The smallest memory size of a function on Lambda Managed Instances.
+MIN_MANAGED_MEMORY_MB = 2048
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+
+
 def misplaced(output, parameters):
-    """The functions not where the parameters put them: all on CapacityProviderArn, or none."""
+    """The functions not where the parameters put them: all on CapacityProviderArn with at least
+    MIN_MANAGED_MEMORY_MB, or none on a capacity provider."""
     wanted = parameters.get("CapacityProviderArn") or None
-    return [
-        f"{name} runs on {arn or 'no capacity provider'}, not on {wanted or 'none'}"
-        for name, arn in capacity_providers(output).items()
-        if arn != wanted
-    ]
+    problems = []
+    for name, arn in capacity_providers(output).items():
+        if arn != wanted:
+            where = "no capacity provider" if arn is None else f"capacity provider {arn!r}"
+            problems.append(f"{name} runs on {where}, not on {wanted or 'none'}")
+        memory = output["Resources"][name].get("Properties", {}).get("MemorySize")
+        if wanted and not (isinstance(memory, int) and memory >= MIN_MANAGED_MEMORY_MB):
+            problems.append(
+                f"{name} has MemorySize {memory!r} on a capacity provider"
+                f" (at least {MIN_MANAGED_MEMORY_MB})"
+            )
+    return problems
 
 
 def run(path, parameters):
@@ -111,8 +135,15 @@ def run(path, parameters):
     for resource in template.get("Resources", {}).values():
         if resource.get("Type") == "AWS::Serverless::Function":
             resource.setdefault("Properties", {})["CodeUri"] = "s3://bucket/function.zip"
-    if AWS_LANGUAGE_EXTENSIONS_TRANSFORM in transforms(template):
-        template = with_language_extensions(template, parameters)
+    listed = transforms(template)
+    if AWS_LANGUAGE_EXTENSIONS_TRANSFORM in listed:
+        first = listed.index(AWS_LANGUAGE_EXTENSIONS_TRANSFORM)
+        if SAM_TRANSFORM in listed[:first]:
+            return [f"{AWS_LANGUAGE_EXTENSIONS_TRANSFORM} must be listed before {SAM_TRANSFORM}"]
+        try:
+            template = with_language_extensions(template, parameters)
+        except PortError as e:
+            return [f"{AWS_LANGUAGE_EXTENSIONS_TRANSFORM}: {e}"]
     try:
         output = transform(template, parameters, NoManagedPolicies())
     except InvalidDocumentException as e:

@@ -326,7 +326,7 @@ fn resolve(v: &Value, refs: &Refs) -> Result<Resolved, String> {
                 resolve(if *truth { &parts[1] } else { &parts[2] }, refs)
             }
             (other, _) => Err(format!(
-                "!{other} is not supported in an environment variable"
+                "!{other} is not supported (only !Ref, !Sub and !If)"
             )),
         },
         _ => Err("unsupported value".to_owned()),
@@ -381,7 +381,7 @@ Resources:
         Binary: one
     Properties:
       Timeout: 29
-      MemorySize: 512
+      MemorySize: !If [OnManagedInstances, 2048, 512]
       Environment:
         Variables:
           TABLE_NAME: !Ref Table
@@ -437,9 +437,10 @@ Resources:
         assert_eq!(t.function("TwoFunction", &managed).unwrap().memory_mb, 2048);
         assert_eq!(
             t.function("OneFunction", &managed).unwrap().memory_mb,
-            512,
+            2048,
             "a function's own size wins over the global one"
         );
+        assert_eq!(t.function("OneFunction", &refs()).unwrap().memory_mb, 512);
         let unset = Refs::new()
             .value("Namespace", "ns")
             .value("Table", "records")

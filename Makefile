@@ -13,7 +13,7 @@ CARGO  ?= cargo
 # Extra flags for the devstack, e.g. `make dev ARGS="--port 3100"`.
 ARGS   ?=
 
-.PHONY: help dev test test-prerequisites audit browser venv build-tools fmt lint features template-lint supply-chain bootstraps emulator invoke build unit bench clean
+.PHONY: help dev test test-prerequisites audit browser venv build-tools fmt lint features template-lint make-plans supply-chain bootstraps emulator invoke build unit bench clean
 
 # The functions' binaries (one per crate in functions/); the template maps them to its functions.
 FUNCTIONS := token-mint jwks key-rotation issue status-poller callback-receiver
@@ -37,7 +37,7 @@ test: ## Run every test tier (installs its own tools first)
 # What runs before the tests, two at a time: installing the venv (mostly downloads) overlaps
 # clippy (CPU), which needs nothing from it. The cargo steps still run one after another: they
 # share one build directory and its lock. `--output-sync` keeps each step's output in one piece.
-test-prerequisites: venv browser fmt lint features template-lint supply-chain
+test-prerequisites: venv browser fmt lint features template-lint make-plans supply-chain
 
 venv: $(STAMP) ## Create .venv with the pinned Python tools
 
@@ -100,6 +100,9 @@ template-lint: venv ## cfn-lint, sam validate --lint and the transforms on templ
 	$(AWS_OFFLINE) $(VENV)/bin/python -m unittest --quiet infra/scripts/test_sam_transform.py
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
+make-plans: venv ## The Makefile's own promise, checked with make -n: bootstraps built one way per profile
+	$(VENV)/bin/python -m unittest --quiet infra/scripts/test_makefile.py
+
 # The dependency check: cargo-deny, pinned, built once per machine from crates.io (--locked) into a
 # tool cache outside the clone (about 3 minutes the first time here), and the RustSec advisory
 # database from the snapshot in infra/supply-chain/ — no network is needed for the check itself.
@@ -122,12 +125,22 @@ supply-chain: $(DENY) ## Offline check of advisories, licenses, banned and dupli
 $(DENY):
 	$(CARGO) install --locked --quiet cargo-deny@$(DENY_VERSION) --root $(TOOL_CACHE)/cargo-deny-$(DENY_VERSION)
 
-bootstraps: ## Release bootstraps for this machine (x86_64), with lambda-emu: what `make bench` and `make invoke PROFILE=release` run
+bootstraps: ## Release bootstraps for this machine (x86_64), with lambda-emu: what `make bench` runs, and `make invoke` after it
 	$(RELEASE_BOOTSTRAPS)
 
 # The emulator tier runs the functions' binaries of the profile it is built in (`make test`: the
 # debug ones its `--all-targets` build makes anyway); `make emulator PROFILE=release` runs the
-# release bootstraps, as `make invoke` and `make bench` do.
+# release bootstraps, as `make bench` does.
+#
+# `make invoke` without PROFILE runs the bootstraps built last: the release ones when
+# target/release/lambda-emu is newer than target/debug/lambda-emu (`make bootstraps` or `make bench`
+# ran after `make test`), else the debug ones. Either way cargo still rebuilds what changed since.
+TARGET_DIR         := $(or $(CARGO_TARGET_DIR),target)
+ifeq ($(origin PROFILE),undefined)
+INVOKE_PROFILE := $(shell [ $(TARGET_DIR)/release/lambda-emu -nt $(TARGET_DIR)/debug/lambda-emu ] && echo release || echo dev)
+else
+INVOKE_PROFILE := $(PROFILE)
+endif
 PROFILE ?= dev
 PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
@@ -137,17 +150,18 @@ PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 # A function is never built alone: its features would differ and everything would rebuild.
 RELEASE_BOOTSTRAPS := $(CARGO) build --release --bins $(addprefix -p ,$(FUNCTIONS)) -p lambda-emu
 DEV_BOOTSTRAPS     := $(CARGO) build --workspace --all-features --all-targets
-TARGET_DIR         := $(or $(CARGO_TARGET_DIR),target)
-EMU_DIR            := $(TARGET_DIR)/$(if $(filter release,$(PROFILE)),release,debug)
+bootstraps_for      = $(if $(filter release,$(1)),$(RELEASE_BOOTSTRAPS),$(DEV_BOOTSTRAPS))
+emu_dir_for         = $(TARGET_DIR)/$(if $(filter release,$(1)),release,debug)
 
 emulator: venv ## Only the emulator tier (PROFILE=release for the release bootstraps)
-	$(CARGO) build $(PROFILE_FLAG) --bins $(addprefix -p ,$(FUNCTIONS))
+	$(call bootstraps_for,$(PROFILE))
 	infra/scripts/contained.sh infra/scripts/with-moto.sh $(CARGO) test $(PROFILE_FLAG) -p emulator-tier
 
-invoke: venv ## One function under the Lambda emulator, on moto and the simulator: make invoke FN=issue EVENT=events/issue.json [PROFILE=release]
+invoke: venv ## One function under the Lambda emulator, on moto and the simulator: make invoke FN=issue EVENT=events/issue.json [PROFILE=dev|release; default: the bootstraps built last]
 	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=<function> EVENT=events/<file>.json" >&2; exit 2; fi
-	$(if $(filter release,$(PROFILE)),$(RELEASE_BOOTSTRAPS),$(DEV_BOOTSTRAPS))
-	infra/scripts/contained.sh infra/scripts/with-moto.sh $(EMU_DIR)/lambda-emu invoke --function $(FN) --event $(EVENT)
+	@echo "make invoke: the $(INVOKE_PROFILE) bootstraps" >&2
+	$(call bootstraps_for,$(INVOKE_PROFILE))
+	infra/scripts/contained.sh infra/scripts/with-moto.sh $(call emu_dir_for,$(INVOKE_PROFILE))/lambda-emu invoke --function $(FN) --event $(EVENT)
 
 build: build-tools ## sam build: every function as Lambda runs it (arm64, cargo-lambda from .venv)
 	rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu

@@ -371,31 +371,7 @@ async fn bench(cli: &Cli, runs: usize, only: &[String]) -> Result<(), EmuError> 
     let world = LocalWorld::start(&cli.table).await?;
     let root = PathBuf::from(".");
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    eprintln!(
-        "cold starts under the Lambda emulator on moto, {} ({cores} cores), {runs} per function, \
-         {WARM_INVOCATIONS} warm invocations after each first one",
-        SystemClock.now().to_rfc3339()
-    );
-    eprintln!(
-        "budgets (* = over): init median <= {INIT_MEDIAN_BUDGET_MS} ms and <= {INIT_RATIO_BUDGET:.1} \
-         x bare (the budget was set where a bare function inits in {INIT_BARE_REFERENCE_MS} ms), \
-         first invocation median <= {FIRST_INVOCATION_BUDGET_MS} ms, peak RSS <= {PEAK_RSS_BUDGET_MB} MB, zipped arm64 \
-         bootstrap <= {ZIP_BUDGET_MB} MB; \"x bare\" = init median / a bare Rust function's, \
-         started the same way in this run; \"1st-warm\" = first invocation median - warm median, \
-         what a cold start adds to the invocation's own work"
-    );
-    eprintln!(
-        "{:<26} {:>17} {:>7} {:>17} {:>8} {:>8} {:>8} {:>9} {:>10}",
-        "function",
-        "init ms min/p50/max",
-        "x bare",
-        "first ms min/p50/max",
-        "warm p50",
-        "1st-warm",
-        "RSS MB",
-        "zip x86",
-        "zip arm64"
-    );
+    eprint!("{}", header(&SystemClock.now().to_rfc3339(), cores, runs));
     // The baseline: any function's environment will do, it reads none of it.
     let Some((first_id, _)) = functions.first() else {
         return Err(EmuError::Missing("no function in the template".into()));
@@ -445,6 +421,41 @@ async fn bench(cli: &Cli, runs: usize, only: &[String]) -> Result<(), EmuError> 
     Ok(())
 }
 
+/// The lines above the table: when, where and how the figures were taken, the budgets, and the
+/// column names.
+fn header(date: &str, cores: usize, runs: usize) -> String {
+    format!(
+        "cold starts under the Lambda emulator on moto, {date} ({cores} cores), {runs} per function, \
+         {WARM_INVOCATIONS} warm invocations after each first one\n\
+         budgets (* = over): init median <= {INIT_MEDIAN_BUDGET_MS} ms and <= {INIT_RATIO_BUDGET:.1} \
+         x bare (the budget was set where a bare function inits in {INIT_BARE_REFERENCE_MS} ms), \
+         first invocation median <= {FIRST_INVOCATION_BUDGET_MS} ms, peak RSS <= {PEAK_RSS_BUDGET_MB} MB, zipped arm64 \
+         bootstrap <= {ZIP_BUDGET_MB} MB; \"x bare\" = init median / a bare Rust function's, \
+         started the same way in this run; \"1st-warm\" = first invocation median - warm median, \
+         what a cold start adds to the invocation's own work\n\
+         {:<26} {:>17} {:>7} {:>17} {:>8} {:>8} {:>8} {:>9} {:>10}\n",
+        "function",
+        "init ms min/p50/max",
+        "x bare",
+        "first ms min/p50/max",
+        "warm p50",
+        "1st-warm",
+        "RSS MB",
+        "zip x86",
+        "zip arm64"
+    )
+}
+
+/// The arm64 bootstrap's zipped size, as far as it is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ArmSize {
+    /// Not measured for this row (the bare function is not built for arm64).
+    NotApplicable,
+    /// `make build` has not produced it yet.
+    NotBuilt,
+    Megabytes(f64),
+}
+
 fn print_row(
     name: &str,
     figures: &ColdStarts,
@@ -452,6 +463,18 @@ fn print_row(
     bootstrap: &Path,
     arm: Option<&Path>,
 ) -> Result<(), EmuError> {
+    let x86 = zipped_size(bootstrap)? as f64 / 1e6;
+    let arm = match arm {
+        Some(p) if p.is_file() => ArmSize::Megabytes(zipped_size(p)? as f64 / 1e6),
+        Some(_) => ArmSize::NotBuilt,
+        None => ArmSize::NotApplicable,
+    };
+    eprintln!("{}", row(name, figures, bare_init_ms, x86, arm));
+    Ok(())
+}
+
+/// One function's line of the table; `*` after each figure over its budget.
+fn row(name: &str, figures: &ColdStarts, bare_init_ms: f64, x86_mb: f64, arm: ArmSize) -> String {
     let init = Spread::of(&figures.init_ms);
     let first = Spread::of(&figures.first_ms);
     let warm = Spread::of(&figures.warm_ms).median;
@@ -462,23 +485,18 @@ fn print_row(
         .iter()
         .max()
         .map_or(f64::NAN, |kib| *kib as f64 * 1024.0 / 1e6);
-    let x86 = zipped_size(bootstrap)? as f64 / 1e6;
     let arm = match arm {
-        Some(p) if p.is_file() => {
-            let mb = zipped_size(p)? as f64 / 1e6;
-            format!("{mb:.2}{}", over(mb, ZIP_BUDGET_MB))
-        }
-        Some(_) => "(make build)".to_owned(),
-        None => "-".to_owned(),
+        ArmSize::Megabytes(mb) => format!("{mb:.2}{}", over(mb, ZIP_BUDGET_MB)),
+        ArmSize::NotBuilt => "(make build)".to_owned(),
+        ArmSize::NotApplicable => "-".to_owned(),
     };
-    eprintln!(
-        "{name:<26} {init:>16}{} {ratio:>6.2}{} {first:>16}{} {warm:>8.2} {cold_part:>8.2} {rss_mb:>7.1}{} {x86:>9.2} {arm:>10}",
+    format!(
+        "{name:<26} {init:>16}{} {ratio:>6.2}{} {first:>16}{} {warm:>8.2} {cold_part:>8.2} {rss_mb:>7.1}{} {x86_mb:>9.2} {arm:>10}",
         over(init.median, INIT_MEDIAN_BUDGET_MS),
         over(ratio, INIT_RATIO_BUDGET),
         over(first.median, FIRST_INVOCATION_BUDGET_MS),
         over(rss_mb, PEAK_RSS_BUDGET_MB),
-    );
-    Ok(())
+    )
 }
 
 #[tokio::main]
@@ -636,6 +654,123 @@ mod tests {
                    REPORT RequestId: b\tDuration: 1.25 ms\tBilled Duration: 2 ms\n";
         assert_eq!(invoke_durations_ms(out), vec![52.13, 1.25]);
         assert!(invoke_durations_ms("INIT REPORT(durationMs: 9.9)").is_empty());
+    }
+
+    #[test]
+    fn the_header_gives_the_date_the_machine_the_budgets_and_every_column() {
+        let text = header("2026-12-07T14:00:00.000Z", 2, 15);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].contains("2026-12-07T14:00:00.000Z (2 cores), 15 per function"));
+        assert!(lines[0].contains("5 warm invocations"));
+        for budget in [
+            "init median <= 6 ms and <= 2.4 x bare",
+            "first invocation median <= 25 ms",
+            "peak RSS <= 12 MB",
+            "zipped arm64 bootstrap <= 5 MB",
+        ] {
+            assert!(
+                lines[1].contains(budget),
+                "{budget:?} missing from {:?}",
+                lines[1]
+            );
+        }
+        // Every column, in this order.
+        let mut rest = lines[2];
+        for column in [
+            "function",
+            "init ms min/p50/max",
+            "x bare",
+            "first ms min/p50/max",
+            "warm p50",
+            "1st-warm",
+            "RSS MB",
+            "zip x86",
+            "zip arm64",
+        ] {
+            let at = rest
+                .find(column)
+                .unwrap_or_else(|| panic!("{column:?} missing or out of order"));
+            rest = &rest[at + column.len()..];
+        }
+        assert_eq!(rest.trim(), "");
+    }
+
+    fn figures(init_ms: &[f64], first_ms: &[f64], warm_ms: &[f64], rss_kib: &[u64]) -> ColdStarts {
+        ColdStarts {
+            init_ms: init_ms.to_vec(),
+            first_ms: first_ms.to_vec(),
+            warm_ms: warm_ms.to_vec(),
+            peak_rss_kib: rss_kib.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_row_gives_each_spread_the_ratio_to_bare_the_cold_part_the_rss_and_the_sizes() {
+        let within = figures(
+            &[3.0, 4.0, 9.0],
+            &[10.0, 12.0, 30.0],
+            &[2.0, 2.5, 3.0],
+            &[9000, 9765],
+        );
+        let line = row("Jwks", &within, 2.0, 3.41, ArmSize::Megabytes(3.2));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // init min/p50/max, init / bare, first min/p50/max, warm p50, first - warm, peak RSS
+        // (the largest, in MB), zipped x86_64 and arm64; nothing is over its budget.
+        assert_eq!(
+            fields,
+            [
+                "Jwks",
+                "3.0/4.0/9.0",
+                "2.00",
+                "10.0/12.0/30.0",
+                "2.50",
+                "9.50",
+                "10.0",
+                "3.41",
+                "3.20"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_row_marks_every_figure_over_its_budget() {
+        let over_all = figures(&[7.0], &[26.0], &[1.0], &[12_000]);
+        let line = row("Issue", &over_all, 2.5, 5.5, ArmSize::Megabytes(5.1));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            fields,
+            [
+                "Issue",
+                "7.0/7.0/7.0*",
+                "2.80*",
+                "26.0/26.0/26.0*",
+                "1.00",
+                "25.00",
+                "12.3*",
+                "5.50",
+                "5.10*"
+            ]
+        );
+        // Exactly at a budget is within it.
+        let at = figures(&[6.0], &[25.0], &[1.0], &[11_718]);
+        assert!(!row("Issue", &at, 2.5, 1.0, ArmSize::NotBuilt).contains('*'));
+    }
+
+    #[test]
+    fn a_row_says_when_the_arm64_build_is_missing_or_does_not_apply() {
+        let f = figures(&[3.0], &[5.0], &[1.0], &[4000]);
+        assert!(row("Jwks", &f, 3.0, 3.4, ArmSize::NotBuilt).ends_with("(make build)"));
+        assert!(
+            row(
+                "(bare Rust function)",
+                &f,
+                3.0,
+                0.55,
+                ArmSize::NotApplicable
+            )
+            .ends_with(" -")
+        );
     }
 
     #[test]

@@ -145,6 +145,34 @@ async fn the_issue_bootstrap_issues_concurrent_requests_once_each_and_one_key_on
         1,
         "one Idempotency-Key, one issuance: {answers:?}"
     );
+    // And the platform was asked to issue it once: the user is the Partner JWT's `email`.
+    let sent = platform_requests(&h).await;
+    let asked = sent
+        .iter()
+        .filter(|r| {
+            r["route"] == "POST /credentials/issue-on-behalf"
+                && r["claims"]["email"] == format!("same-{run}@example.com").as_str()
+        })
+        .count();
+    assert_eq!(asked, 1, "{sent:?}");
+}
+
+/// What the platform simulator received so far (`GET /sim/requests`).
+async fn platform_requests(h: &Harness) -> Vec<Value> {
+    let answer: Value = h
+        .world
+        .client()
+        .unwrap()
+        .get(format!("{}/sim/requests", h.world.platform_url()))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["requests"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

@@ -112,6 +112,40 @@ async fn a_server_caller_mints_for_its_own_user_once_per_signature() {
 }
 
 #[tokio::test]
+async fn behind_a_custom_domain_base_path_a_server_request_verifies_on_the_path_the_client_sent() {
+    let w = world_with(true, &[("API_BASE_PATH", "partner")]).await;
+    let body = json!({"scope": "session", "user": {"sub": "u-mapped"}});
+    // The client signs the path it sends on the custom domain, base path included, and API
+    // Gateway passes that path on (rawPath) to the function.
+    let mapped = "/partner/v1/server/partner-tokens";
+    let r = handle(
+        server_request_on(&w, mapped, mapped, &body, &w.server_key).build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{:?}", r.body());
+    assert_eq!(
+        decode(&w, body_json(&r)["token"].as_str().unwrap())["sub"],
+        "u-mapped"
+    );
+    // A signature over the path without the base path does not verify on the mapped path.
+    let r = handle(
+        server_request_on(
+            &w,
+            mapped,
+            "/v1/server/partner-tokens",
+            &body,
+            &w.server_key,
+        )
+        .build(),
+        &w.deps,
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(body_json(&r)["errorType"], "signature_mismatch");
+}
+
+#[tokio::test]
 async fn a_server_caller_still_needs_mfa_evidence_for_issue() {
     let w = world(true).await;
     let body = json!({"scope": "issue", "user": {"email": "gil@example.com", "amr": ["pwd"]}});

@@ -184,16 +184,28 @@ pub fn decode(w: &World, token: &str) -> Value {
 
 /// A server caller's signed `POST /v1/server/partner-tokens` with `body`, signed now.
 pub fn server_request(w: &World, body: &Value, permission_key: &ApiKey) -> ApiGatewayRequest {
+    const PATH: &str = "/v1/server/partner-tokens";
+    server_request_on(w, PATH, PATH, body, permission_key)
+}
+
+/// [`server_request`] sent on `path`, with the signature computed over `signed_path`.
+pub fn server_request_on(
+    w: &World,
+    path: &str,
+    signed_path: &str,
+    body: &Value,
+    permission_key: &ApiKey,
+) -> ApiGatewayRequest {
     let text = body.to_string();
     let ts = w.clock.now().as_secs().to_string();
     let sig = sign(
         &permission_key.secret,
         "POST",
-        "/v1/server/partner-tokens",
+        signed_path,
         &ts,
         text.as_bytes(),
     );
-    ApiGatewayRequest::new(Method::POST, "/v1/server/partner-tokens")
+    ApiGatewayRequest::new(Method::POST, path)
         .header("content-type", "application/json")
         .header("x-access-key", permission_key.id.as_str())
         .header("x-timestamp", &ts)

@@ -36,7 +36,9 @@ async fn the_poller_bootstrap_takes_an_issued_credential_from_wait_onchain_to_is
     assert_eq!(state["status"], "ISSUED", "{state}");
     assert!(state["onchainAt"].is_string());
     assert!(
-        state["vcId"].is_string() && state["expirationDate"].is_string(),
+        ["vcId", "issuanceDate", "expirationDate"]
+            .iter()
+            .all(|field| state[field].is_string()),
         "{state}"
     );
     assert!(state["waitOnchainSeconds"].as_f64().unwrap() >= 0.0);

@@ -13,7 +13,7 @@ CARGO  ?= cargo
 # Extra flags for the devstack, e.g. `make dev ARGS="--port 3100"`.
 ARGS   ?=
 
-.PHONY: help dev test test-prerequisites audit browser venv build-tools fmt lint features template-lint make-plans supply-chain bootstraps emulator invoke build unit bench clean
+.PHONY: help dev test test-prerequisites audit browser venv build-tools fmt lint features template-lint build-checks supply-chain bootstraps emulator invoke build unit bench clean
 
 # The functions' binaries (one per crate in functions/); the template maps them to its functions.
 FUNCTIONS := token-mint jwks key-rotation issue status-poller callback-receiver
@@ -37,7 +37,7 @@ test: ## Run every test tier (installs its own tools first)
 # What runs before the tests, two at a time: installing the venv (mostly downloads) overlaps
 # clippy (CPU), which needs nothing from it. The cargo steps still run one after another: they
 # share one build directory and its lock. `--output-sync` keeps each step's output in one piece.
-test-prerequisites: venv browser fmt lint features template-lint make-plans supply-chain
+test-prerequisites: venv browser fmt lint features template-lint build-checks supply-chain
 
 venv: $(STAMP) ## Create .venv with the pinned Python tools
 
@@ -100,8 +100,9 @@ template-lint: venv ## cfn-lint, sam validate --lint and the transforms on templ
 	$(AWS_OFFLINE) $(VENV)/bin/python -m unittest --quiet infra/scripts/test_sam_transform.py
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
-make-plans: venv ## The Makefile's own promise, checked with make -n: bootstraps built one way per profile
-	$(VENV)/bin/python -m unittest --quiet infra/scripts/test_makefile.py
+build-checks: venv ## The build's own promises: bootstraps built one way per profile (make -n), host-only crates unoptimised in test builds
+	$(VENV)/bin/python -m unittest --quiet infra/scripts/test_makefile.py infra/scripts/test_check_dev_profile.py
+	$(VENV)/bin/python infra/scripts/check-dev-profile.py
 
 # The dependency check: cargo-deny, pinned, built once per machine from crates.io (--locked) into a
 # tool cache outside the clone (about 3 minutes the first time here), and the RustSec advisory

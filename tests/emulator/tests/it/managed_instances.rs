@@ -159,19 +159,9 @@ async fn the_issue_bootstrap_issues_concurrent_requests_once_each_and_one_key_on
 
 /// What the platform simulator received so far (`GET /sim/requests`).
 async fn platform_requests(h: &Harness) -> Vec<Value> {
-    let answer: Value = h
-        .world
-        .client()
-        .unwrap()
-        .get(format!("{}/sim/requests", h.world.platform_url()))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = h
+        .get_json(&format!("{}/sim/requests", h.world.platform_url()))
+        .await;
     answer["requests"].as_array().unwrap().clone()
 }
 

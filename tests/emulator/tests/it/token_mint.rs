@@ -4,23 +4,14 @@
 use crate::common;
 
 use common::{Harness, body, header, invoke, status};
-use serde_json::Value;
 
 #[tokio::test]
 async fn the_mint_bootstraps_mint_for_authorizer_claims_and_signed_servers_and_keep_issue_off_the_user_route()
  {
     let h = Harness::start().await;
-    let jwks: Value = h
-        .world
-        .client()
-        .unwrap()
-        .get(format!("{}/.well-known/jwks.json", h.world.api_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = h
+        .get_json(&format!("{}/.well-known/jwks.json", h.world.api_url()))
+        .await;
     let published: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()

@@ -107,6 +107,23 @@ impl Harness {
         resign::sign_webhook(&mut event, &secret, now_secs()).unwrap();
         event
     }
+
+    /// The JSON document at `url` (the devstack's or the platform simulator's), which must
+    /// answer 2xx.
+    pub async fn get_json(&self, url: &str) -> Value {
+        self.world
+            .client()
+            .unwrap()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
 }
 
 /// Invokes and returns the function's answer, failing on a function error (which the emulator
